@@ -1,0 +1,143 @@
+"""The `taktline` command. Each subcommand imports its part lazily, so `check-config` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from taktline.config import (
+    ConfigError,
+    detect_kind,
+    load_edge_config,
+    load_plant,
+    load_server_config,
+)
+from taktline.summary import summarize
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        print(f"error: {len(exc.issues)} problem(s) in the configuration", file=sys.stderr)
+        for issue in exc.issues:
+            print(f"  {issue}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="taktline", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="simulator + edge + server on embedded defaults")
+    demo.add_argument("--duration", type=float, default=None, help="seconds (default: until ^C)")
+    demo.add_argument("--port", type=int, default=8080, help="server HTTP port (default 8080)")
+    demo.add_argument("--state-dir", type=Path, default=None, help="state folder (default: temp)")
+    demo.set_defaults(handler=_demo)
+
+    edge = commands.add_parser("edge", help="run an edge agent")
+    edge.add_argument("--config", type=Path, required=True, help="edge YAML file")
+    edge.set_defaults(handler=_edge)
+
+    server = commands.add_parser("server", help="run the central server")
+    server.add_argument("--config", type=Path, required=True, help="server YAML file")
+    server.set_defaults(handler=_server)
+
+    sim = commands.add_parser("sim", help="simulate the plant's OPC UA and MQTT sources")
+    sim.add_argument("--plant", type=Path, required=True, help="plant YAML file")
+    sim.add_argument("--rate", type=float, default=None, help="units per minute per line")
+    sim.add_argument("--duration", type=float, default=None, help="seconds (default: until ^C)")
+    sim.add_argument("--seed", type=int, default=None, help="random seed (repeatable runs)")
+    sim.set_defaults(handler=_sim)
+
+    check = commands.add_parser("check-config", help="validate a plant, edge or server file")
+    check.add_argument("file", type=Path)
+    check.set_defaults(handler=_check_config)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of a config file kind")
+    schema.add_argument("kind", choices=["plant", "edge", "server"])
+    schema.set_defaults(handler=_schema)
+    return parser
+
+
+def _run(coroutine: Coroutine[Any, Any, None]) -> int:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(coroutine)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from taktline.demo import run_demo
+
+    return _run(run_demo(duration=args.duration, port=args.port, state_dir=args.state_dir))
+
+
+def _edge(args: argparse.Namespace) -> int:
+    from edge.agent import run_edge
+
+    return _run(run_edge(load_edge_config(args.config)))
+
+
+def _server(args: argparse.Namespace) -> int:
+    from server.app import run_server
+
+    return _run(run_server(load_server_config(args.config)))
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from taktline.sim.runner import run_simulator
+
+    plant = load_plant(args.plant)
+    return _run(run_simulator(plant, rate=args.rate, duration=args.duration, seed=args.seed))
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    file: Path = args.file
+    kind = detect_kind(file)
+    if kind == "plant":
+        plant = load_plant(file)
+    elif kind == "edge":
+        plant = load_edge_config(file).plant
+    else:
+        plant = load_server_config(file).plant
+    print(f"{file}: OK ({kind} file)")
+    print(summarize(plant))
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from taktline.config import EdgeSettings, ServerSettings
+    from taktline.model import Plant
+
+    models: dict[str, type[BaseModel]] = {
+        "plant": Plant,
+        "edge": EdgeSettings,
+        "server": ServerSettings,
+    }
+    model = models[args.kind]
+    print(json.dumps(model.model_json_schema(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

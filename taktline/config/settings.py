@@ -1,0 +1,83 @@
+"""Edge and server settings: each names the plant file it serves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from taktline.model.base import ConfigPath, Slug, StrictModel
+from taktline.model.connections import HttpListen, MqttConnection
+from taktline.model.secrets import SecretRef
+
+
+class InfluxV1(StrictModel):
+    """InfluxDB 1.x `/write` API (database, retention policy, user/password)."""
+
+    api: Literal["v1"]
+    url: str = "http://127.0.0.1:8086"
+    database: str = "taktline"
+    retention_policy: str | None = None
+    username: str | None = None
+    password: SecretRef | None = None
+    batch_size: int = Field(default=5000, ge=1, le=100_000)
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class InfluxV2(StrictModel):
+    """InfluxDB 2.x/3.x `/api/v2/write` API (org, bucket, token)."""
+
+    api: Literal["v2"]
+    url: str = "http://127.0.0.1:8086"
+    org: str
+    bucket: str
+    token: SecretRef
+    batch_size: int = Field(default=5000, ge=1, le=100_000)
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+InfluxSettings = Annotated[InfluxV1 | InfluxV2, Field(discriminator="api")]
+
+
+class OutboxSettings(StrictModel):
+    """The edge's durable outbox (SQLite, WAL)."""
+
+    max_records: int = Field(
+        default=10_000_000,
+        ge=1000,
+        description="When full, the edge stops accepting (back-pressure) and raises an alarm.",
+    )
+    commit_interval_ms: int = Field(
+        default=100, ge=1, le=10_000, description="Group commit: at most this long per batch."
+    )
+
+
+class EdgeSettings(StrictModel):
+    """`taktline edge --config F`: one edge agent, usually one per line."""
+
+    plant: ConfigPath = Field(description="The plant file, relative to this file.")
+    edge_id: Slug
+    sources: list[Slug] | None = Field(
+        default=None, description="Ids of the plant's sources this edge reads; default: all."
+    )
+    state_dir: ConfigPath = Path("state")
+    live_bus: MqttConnection = Field(default_factory=MqttConnection)
+    influxdb: InfluxSettings | None = None
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    http: HttpListen = Field(default_factory=lambda: HttpListen(port=8081))
+
+
+class ServerSettings(StrictModel):
+    """`taktline server --config F`: line screens, API, alerts, milestones."""
+
+    plant: ConfigPath = Field(description="The plant file, relative to this file.")
+    live_bus: MqttConnection = Field(default_factory=MqttConnection)
+    http: HttpListen = Field(default_factory=HttpListen)
+    state_dir: ConfigPath = Path("state")
+    api_token: SecretRef | None = Field(
+        default=None, description="Bearer token for write endpoints; without it they are closed."
+    )
+    stale_after_s: float = Field(
+        default=30.0, gt=0, description="A line with no update for this long shows 'no data'."
+    )

@@ -1,0 +1,84 @@
+"""The live-bus contract between edges and the server: topics and JSON bodies.
+
+Counter topic: `taktline/v1/{site}/{area}/{line}/{station}/{counter}`, retained, QoS 1, body
+`{"total": int, "delta": int, "raw": int|null, "quality": str, "ts": "2026-11-26T09:41:02.123Z"}`.
+`ts` is always ISO 8601 in UTC with millisecond precision and a `Z`.
+Edge status: `taktline/v1/_edge/{edge_id}/status`, retained; the edge's last will sets it offline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, field_serializer
+
+from taktline.model.paths import CounterPath
+from taktline.records import CounterUpdate, Quality
+
+ROOT = "taktline/v1"
+COUNTER_SUBSCRIPTION = f"{ROOT}/+/+/+/+/+"
+EDGE_STATUS_SUBSCRIPTION = f"{ROOT}/_edge/+/status"
+
+
+def counter_topic(path: CounterPath) -> str:
+    """The retained topic that carries a counter's latest total."""
+    return f"{ROOT}/{path}"
+
+
+def parse_counter_topic(topic: str) -> CounterPath | None:
+    """The counter a topic belongs to, or None for any other topic."""
+    prefix = ROOT + "/"
+    if not topic.startswith(prefix) or topic.startswith(f"{ROOT}/_"):
+        return None
+    try:
+        return CounterPath.parse(topic[len(prefix) :])
+    except ValueError:
+        return None
+
+
+def edge_status_topic(edge_id: str) -> str:
+    """The retained status topic of one edge."""
+    return f"{ROOT}/_edge/{edge_id}/status"
+
+
+def format_ts(ts: dt.datetime) -> str:
+    """ISO 8601, UTC, milliseconds, `Z`."""
+    return ts.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    @field_serializer("ts", check_fields=False)
+    def _ts(self, ts: dt.datetime) -> str:
+        return format_ts(ts)
+
+
+class CounterMessage(_Body):
+    """Body of a counter topic."""
+
+    total: int
+    delta: int
+    raw: int | None = None
+    quality: Quality = Quality.GOOD
+    ts: dt.datetime
+
+    @classmethod
+    def from_update(cls, update: CounterUpdate) -> CounterMessage:
+        """The message an edge publishes for an update."""
+        return cls(
+            total=update.total,
+            delta=update.delta,
+            raw=update.raw,
+            quality=update.quality,
+            ts=update.ts,
+        )
+
+
+class EdgeStatus(_Body):
+    """Body of an edge status topic."""
+
+    edge_id: str
+    state: Literal["online", "offline"]
+    ts: dt.datetime

@@ -1,0 +1,47 @@
+"""Records that flow between the parts: collector Readings and edge CounterUpdates.
+
+They are frozen slotted dataclasses, not pydantic models: one is made per value on the hot path
+and none is parsed from untrusted input (collectors validate at their own boundary).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+
+from taktline.model.paths import CounterPath
+
+
+class Quality(StrEnum):
+    """OPC UA-style quality. Only GOOD values ever become counts."""
+
+    GOOD = "good"
+    UNCERTAIN = "uncertain"
+    BAD = "bad"
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One value as a collector received it."""
+
+    source_id: str
+    address: str
+    value: int | None
+    source_ts: dt.datetime | None
+    server_ts: dt.datetime | None
+    received_at: dt.datetime
+    quality: Quality = Quality.GOOD
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CounterUpdate:
+    """A change of a counter's lifetime total, as the edge stores and forwards it."""
+
+    counter: CounterPath
+    ts: dt.datetime
+    raw: int | None
+    total: int
+    delta: int
+    quality: Quality = Quality.GOOD
