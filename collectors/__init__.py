@@ -1,0 +1,1 @@
+"""Collectors: one sub-package per protocol, each turning a source into Readings."""

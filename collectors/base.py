@@ -1,0 +1,48 @@
+"""The collector protocol: an async context manager whose readings are an async iterator.
+
+A collector connects to one source of the plant file, keeps itself connected (reconnecting with
+backoff, logging once on failure and once on recovery), and yields every value it receives as a
+`Reading` whose `address` is the node or topic string of the source's mapping.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol, Self
+
+from taktline.records import Reading
+
+
+@dataclass(slots=True)
+class SourceHealth:
+    """What the edge reports about a source."""
+
+    source_id: str
+    connected: bool = False
+    last_data_at: dt.datetime | None = None
+    reconnects: int = 0
+    last_error: str | None = None
+    rejected: int = 0
+
+
+class Collector(Protocol):
+    """One source's collector."""
+
+    source_id: str
+    health: SourceHealth
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def readings(self) -> AsyncIterator[Reading]:
+        """Every reading, in arrival order, until the collector is closed."""
+        ...

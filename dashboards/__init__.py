@@ -1,0 +1,1 @@
+"""taktline dashboards: Grafana dashboards as code (see issue 7)."""
