@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import socket
 import tempfile
@@ -47,9 +48,7 @@ async def wait_for_port(host: str, port: int, timeout_s: float = 10.0) -> None:
 @contextlib.asynccontextmanager
 async def mosquitto(port: int | None = None, host: str = "127.0.0.1") -> AsyncIterator[int]:
     """Run `mosquitto` from PATH on host:port (a free one by default); yields the port."""
-    binary = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-    )
+    binary = shutil.which("mosquitto", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
     if binary is None:
         raise BrokerUnavailableError("mosquitto is not installed (Debian package: mosquitto)")
     port = port or free_port(host)

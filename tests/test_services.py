@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import httpx
-import paho.mqtt.subscribe as subscribe
 import paho.mqtt.publish as publish
+import paho.mqtt.subscribe as subscribe
 
 from tests.fixtures.services import InfluxService, MosquittoService
 
