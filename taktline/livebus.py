@@ -3,7 +3,9 @@
 Counter topic: `taktline/v1/{site}/{area}/{line}/{station}/{counter}`, retained, QoS 1, body
 `{"total": int, "delta": int, "raw": int|null, "quality": str, "ts": "2026-11-26T09:41:02.123Z"}`.
 `ts` is always ISO 8601 in UTC with millisecond precision and a `Z`.
-Edge status: `taktline/v1/_edge/{edge_id}/status`, retained; the edge's last will sets it offline.
+Edge status: `taktline/v1/_edge/{edge_id}/status`, retained, body
+`{"edge_id": str, "state": "online"|"offline", "lines": [line ids], "ts": ...}`; the edge's last
+will publishes the same body with state "offline".
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from taktline.model.paths import CounterPath
 from taktline.records import CounterUpdate, Quality
@@ -81,4 +83,5 @@ class EdgeStatus(_Body):
 
     edge_id: str
     state: Literal["online", "offline"]
+    lines: list[str] = Field(default_factory=list, description="Ids of the lines it serves.")
     ts: dt.datetime
