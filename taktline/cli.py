@@ -23,6 +23,9 @@ from taktline.config import (
 )
 from taktline.summary import summarize
 
+NOISY_LIBRARIES = ("asyncua", "amqtt", "transitions")
+"""Libraries that log every session and packet at INFO; shown with --verbose only."""
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
@@ -32,6 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        for chatty in NOISY_LIBRARIES:
+            logging.getLogger(chatty).setLevel(logging.WARNING)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
@@ -53,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration", type=float, default=None, help="seconds (default: until ^C)")
     demo.add_argument("--port", type=int, default=8080, help="server HTTP port (default 8080)")
     demo.add_argument("--state-dir", type=Path, default=None, help="state folder (default: temp)")
+    demo.add_argument("--influxdb", default=None, help="also write to InfluxDB 1.x at this URL")
     demo.set_defaults(handler=_demo)
 
     edge = commands.add_parser("edge", help="run an edge agent")
@@ -89,7 +96,14 @@ def _run(coroutine: Coroutine[Any, Any, None]) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from taktline.demo import run_demo
 
-    return _run(run_demo(duration=args.duration, port=args.port, state_dir=args.state_dir))
+    return _run(
+        run_demo(
+            duration=args.duration,
+            port=args.port,
+            state_dir=args.state_dir,
+            influxdb=args.influxdb,
+        )
+    )
 
 
 def _edge(args: argparse.Namespace) -> int:

@@ -29,6 +29,14 @@ class Counter(StrictModel):
         ge=0,
         description="Lifetime total at the first reading (commissioning); default: the raw value.",
     )
+    max_rate_per_min: float = Field(
+        default=600.0,
+        gt=0,
+        description=(
+            "Fastest plausible rate of a `total` counter. A drop of the register is a rollover only"
+            " when the units it implies fit this rate since the last reading; otherwise a reset."
+        ),
+    )
 
     @model_validator(mode="after")
     def _bits_only_for_totals(self) -> Counter:

@@ -40,7 +40,14 @@ class OpcUaSource(StrictModel):
     password: SecretRef | None = None
     security: OpcUaSecurity = Field(default_factory=OpcUaSecurity)
     publishing_interval_ms: int = Field(default=500, ge=10)
-    sampling_interval_ms: int = Field(default=250, ge=0)
+    sampling_interval_ms: int = Field(
+        default=0, ge=0, description="0: the server reports every change (exception-based)."
+    )
+    queue_size: int = Field(
+        default=100,
+        ge=1,
+        description="Changes the server queues per node between publishes, so none is lost.",
+    )
     timestamp: Literal["source", "server"] = Field(
         default="source", description="Which OPC UA timestamp stamps the points."
     )
