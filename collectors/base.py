@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -26,6 +26,7 @@ class SourceHealth:
     reconnects: int = 0
     last_error: str | None = None
     rejected: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
 
 
 class Collector(Protocol):

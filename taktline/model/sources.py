@@ -43,10 +43,13 @@ class OpcUaSource(StrictModel):
     sampling_interval_ms: int = Field(
         default=0, ge=0, description="0: the server reports every change (exception-based)."
     )
-    queue_size: int = Field(
-        default=100,
+    queue_size: int | None = Field(
+        default=None,
         ge=1,
-        description="Changes the server queues per node between publishes, so none is lost.",
+        description=(
+            "Changes the server queues per node between publishes; default: enough for every"
+            " sample of one publishing interval, so none is lost."
+        ),
     )
     timestamp: Literal["source", "server"] = Field(
         default="source", description="Which OPC UA timestamp stamps the points."

@@ -1,0 +1,134 @@
+"""What every collector needs besides its protocol: backoff, outage logging, the reading stream.
+
+Protocol-neutral; it lives here until it moves to `collectors/` (the MQTT collector imports it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Hashable
+
+from collectors.base import SourceHealth
+from taktline.records import Reading
+
+
+class Backoff:
+    """Capped exponential backoff with equal jitter.
+
+    The n-th delay (from 0) lies in [d/2, d] with d = min(cap_s, base_s * 2**n): it grows fast,
+    never exceeds the cap, never drops to zero (so a restarting server is not stormed) and
+    spreads many edges that lost the same server over half the interval.
+    """
+
+    def __init__(self, base_s: float = 0.5, cap_s: float = 30.0) -> None:
+        if not 0 < base_s <= cap_s:
+            raise ValueError("need 0 < base_s <= cap_s")
+        self.base_s = base_s
+        self.cap_s = cap_s
+        self._attempt = 0
+
+    def next_delay(self) -> float:
+        """The delay before the next attempt; each call counts as one failed attempt."""
+        ceiling = min(self.cap_s, self.base_s * 2.0 ** min(self._attempt, 32))
+        self._attempt += 1
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    def reset(self) -> None:
+        """After a success: the next failure starts at the base delay again."""
+        self._attempt = 0
+
+
+class OutageLog:
+    """Keeps `health` current and logs a source's outage once when it starts, once when it ends."""
+
+    def __init__(self, logger: logging.Logger, health: SourceHealth) -> None:
+        self._log = logger
+        self._health = health
+        self._failures = 0
+
+    def failed(self, error: str) -> None:
+        """A connect attempt failed or the connection was lost."""
+        self._health.connected = False
+        self._health.last_error = error
+        self._failures += 1
+        if self._failures == 1:
+            self._log.warning("source %s: %s; reconnecting", self._health.source_id, error)
+        else:
+            self._log.debug("source %s: still failing: %s", self._health.source_id, error)
+
+    def connected(self) -> None:
+        """A session is up and subscribed."""
+        self._health.connected = True
+        if self._failures:
+            self._log.info(
+                "source %s: recovered after %d failed attempt(s)",
+                self._health.source_id,
+                self._failures,
+            )
+        self._failures = 0
+
+
+class Throttle:
+    """Says yes to a key at most once per `period_s` (for 'log once per topic per minute')."""
+
+    def __init__(self, period_s: float = 60.0) -> None:
+        self._period_s = period_s
+        self._last: dict[Hashable, float] = {}
+
+    def ready(self, key: Hashable) -> bool:
+        """True when `key` was not let through within the last period."""
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self._period_s:
+            return False
+        self._last[key] = now
+        return True
+
+
+class ReadingStream:
+    """The bounded queue between a collector's receive task and its one consumer.
+
+    Overflow policy BLOCK (back-pressure): when `maxsize` readings wait, `put` waits until the
+    consumer takes one; nothing is dropped here. What happens upstream meanwhile is the
+    protocol's business and is documented in each collector's README.
+    `close()` ends iteration once the queued readings are taken; `fail(exc)` ends it by raising.
+    """
+
+    def __init__(self, health: SourceHealth, maxsize: int = 10_000) -> None:
+        self._health = health
+        self._queue: asyncio.Queue[Reading | None] = asyncio.Queue(maxsize)
+        self._closed = False
+        self._error: BaseException | None = None
+
+    async def put(self, reading: Reading) -> None:
+        """Queue one reading (waits while the queue is full)."""
+        self._health.last_data_at = reading.received_at
+        await self._queue.put(reading)
+
+    def close(self) -> None:
+        """No more readings will come."""
+        self._closed = True
+        if not self._queue.full():
+            self._queue.put_nowait(None)  # wakes a consumer waiting on an empty queue
+
+    def fail(self, error: BaseException) -> None:
+        """The receive task died: the consumer gets `error` after the queued readings."""
+        self._error = error
+        self.close()
+
+    async def __aiter__(self) -> AsyncIterator[Reading]:
+        while not (self._closed and self._queue.empty()):
+            reading = await self._queue.get()
+            if reading is not None:
+                yield reading
+        if self._error is not None:
+            raise self._error
+
+
+def utc_now() -> dt.datetime:
+    """The receive time of a reading."""
+    return dt.datetime.now(dt.UTC)
