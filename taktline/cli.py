@@ -113,9 +113,13 @@ def _edge(args: argparse.Namespace) -> int:
 
 
 def _server(args: argparse.Namespace) -> int:
-    from server.app import run_server
+    from server.app import ServerStartError, run_server
 
-    return _run(run_server(load_server_config(args.config)))
+    try:
+        return _run(run_server(load_server_config(args.config)))
+    except ServerStartError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 def _sim(args: argparse.Namespace) -> int:

@@ -1,0 +1,108 @@
+"""Operations endpoints: `GET /healthz` and `GET /metrics` (Prometheus, own registry).
+
+Metrics are read from the live objects at scrape time, so there is one source of truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, get_args
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from server.events import EventHub
+from server.livebus import LiveBusListener
+from server.state import LineBoard, LineStatus
+
+
+class ServerCollector(Collector):
+    """Live-bus, line and event-stream metrics of one server."""
+
+    def __init__(self, board: LineBoard, listener: LiveBusListener, hub: EventHub):
+        self._board = board
+        self._listener = listener
+        self._hub = hub
+
+    def collect(self) -> Iterator[Metric]:
+        """One sample set per scrape."""
+        prefix = "taktline_server"
+        yield GaugeMetricFamily(
+            f"{prefix}_livebus_connected",
+            "1 while the live-bus subscription is up.",
+            value=1 if self._listener.connected.is_set() else 0,
+        )
+        yield CounterMetricFamily(
+            f"{prefix}_livebus_connects",
+            "Live-bus connections made.",
+            value=self._listener.connects,
+        )
+        yield CounterMetricFamily(
+            f"{prefix}_livebus_accepted",
+            "Live-bus messages taken into the line state.",
+            value=self._board.accepted,
+        )
+        rejected = CounterMetricFamily(
+            f"{prefix}_livebus_rejected", "Live-bus messages ignored, by reason.", labels=["reason"]
+        )
+        for reason, count in sorted(self._board.rejected.items()):
+            rejected.add_metric([reason], count)
+        yield rejected
+        yield GaugeMetricFamily(
+            f"{prefix}_sse_clients", "Open event streams (screens).", value=self._hub.clients
+        )
+        yield CounterMetricFamily(
+            f"{prefix}_sse_dropped",
+            "Line events dropped for slow screens (policy: drop oldest).",
+            value=self._hub.dropped,
+        )
+        yield from self._line_metrics()
+
+    def _line_metrics(self) -> Iterator[Metric]:
+        labels = ["site", "area", "line"]
+        total = GaugeMetricFamily("taktline_line_total", "Lifetime output total.", labels=labels)
+        count = GaugeMetricFamily("taktline_line_shift_count", "Units this shift.", labels=labels)
+        planned = GaugeMetricFamily(
+            "taktline_line_target_so_far", "Units planned up to now.", labels=labels
+        )
+        rate = GaugeMetricFamily(
+            "taktline_line_rate_per_hour", "Units per hour (15 min).", labels=labels
+        )
+        status = GaugeMetricFamily(
+            "taktline_line_status", "1 for the line's current status.", labels=[*labels, "status"]
+        )
+        for snapshot in self._board.snapshots():
+            key = [snapshot.site, snapshot.area, snapshot.line]
+            if snapshot.total is not None:
+                total.add_metric(key, snapshot.total)
+            count.add_metric(key, snapshot.shift_count)
+            if snapshot.target_so_far is not None:
+                planned.add_metric(key, snapshot.target_so_far)
+            rate.add_metric(key, snapshot.rate_per_hour)
+            for name in get_args(LineStatus):
+                status.add_metric([*key, name], 1 if snapshot.status == name else 0)
+        yield from (total, count, planned, rate, status)
+
+
+def router(board: LineBoard, listener: LiveBusListener, hub: EventHub) -> APIRouter:
+    """`GET /healthz` and `GET /metrics`."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ServerCollector(board, listener, hub))
+    routes = APIRouter(tags=["operations"])
+
+    @routes.get("/healthz", summary="Liveness, with the live-bus connection")
+    async def healthz() -> dict[str, Any]:
+        connected = listener.connected.is_set()
+        return {
+            "status": "ok" if connected else "degraded",
+            "live_bus": {"broker": listener.where, "connected": connected},
+            "lines": len(board.line_ids()),
+        }
+
+    @routes.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return routes

@@ -1,0 +1,144 @@
+"""Line state from live-bus messages: baselines, targets, rate, status, bad messages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import pytest
+
+from server.state import LineBoard
+from taktline.livebus import counter_topic, edge_status_topic
+from taktline.model import Plant
+from tests.server.conftest import (
+    BERLIN,
+    FA1,
+    FA2,
+    PAINT1,
+    PinnedClock,
+    counter_body,
+    status_body,
+)
+
+
+@pytest.fixture
+def board(plant: Plant, clock: PinnedClock) -> LineBoard:
+    return LineBoard(plant, stale_after_s=30, clock=clock)
+
+
+def feed(board: LineBoard, clock: PinnedClock, total: int, delta: int, ago_s: float = 0) -> None:
+    ts = clock.now - dt.timedelta(seconds=ago_s)
+    board.handle(counter_topic(FA1), counter_body(total, delta, ts))
+
+
+def fa1(board: LineBoard) -> dict[str, object]:
+    snapshot = board.snapshot("fa1")
+    assert snapshot is not None
+    return snapshot.model_dump()
+
+
+def test_first_message_inside_the_shift_counts_its_delta(
+    board: LineBoard, clock: PinnedClock
+) -> None:
+    feed(board, clock, 16_250_300, 1)
+    assert fa1(board)["shift_count"] == 1
+    clock.advance(seconds=60)
+    feed(board, clock, 16_250_302, 2)
+    state = fa1(board)
+    assert state["shift_count"] == 3
+    assert state["total"] == 16_250_302
+    assert state["shift"] == "early"
+    assert state["status"] == "running"
+
+
+def test_retained_message_from_before_the_shift_sets_the_baseline(
+    board: LineBoard, clock: PinnedClock
+) -> None:
+    before_shift = dt.datetime(2026, 11, 25, 5, 59, tzinfo=BERLIN)
+    board.handle(counter_topic(FA1), counter_body(16_250_000, 1, before_shift))
+    assert fa1(board)["shift_count"] == 0
+    feed(board, clock, 16_250_004, 4)
+    assert fa1(board)["shift_count"] == 4
+
+
+def test_shift_change_rebases_on_the_latest_total(board: LineBoard, clock: PinnedClock) -> None:
+    feed(board, clock, 16_250_100, 1)
+    feed(board, clock, 16_250_150, 50)
+    assert fa1(board)["shift_count"] == 51
+    clock.now = dt.datetime(2026, 11, 25, 14, 0, 30, tzinfo=BERLIN).astimezone(dt.UTC)
+    state = fa1(board)
+    assert (state["shift"], state["shift_count"], state["total"]) == ("late", 0, 16_250_150)
+    feed(board, clock, 16_250_153, 3)
+    assert fa1(board)["shift_count"] == 3
+
+
+def test_targets_follow_takt_and_breaks(board: LineBoard) -> None:
+    state = fa1(board)  # 10:00: 4 h into the early shift, a 15 min break behind it
+    assert state["target"] == 435  # (8 h - 45 min) / 60 s
+    assert state["target_so_far"] == 225.0  # (4 h - 15 min) / 60 s
+    paint = board.snapshot("paint1")
+    assert paint is not None and paint.target == 420
+
+
+def test_rate_is_units_per_hour_over_what_was_seen(board: LineBoard, clock: PinnedClock) -> None:
+    total = 16_250_000
+    for _ in range(10):
+        clock.advance(seconds=30)
+        total += 2
+        feed(board, clock, total, 2)
+    assert fa1(board)["rate_per_hour"] == 240.0  # 20 units in 5 minutes
+    clock.advance(minutes=20)
+    assert fa1(board)["rate_per_hour"] == 0.0
+
+
+def test_status_no_data_offline_and_back(board: LineBoard, clock: PinnedClock) -> None:
+    assert fa1(board)["status"] == "no data"
+    feed(board, clock, 16_250_001, 1)
+    assert fa1(board)["status"] == "running"
+    clock.advance(seconds=31)
+    assert fa1(board)["status"] == "no data"
+    offline = status_body("edge-final", "offline", ["fa1", "fa2"], clock.now)
+    assert board.handle(edge_status_topic("edge-final"), offline) == {"fa1", "fa2"}
+    assert fa1(board)["status"] == "offline"
+    assert board.snapshot("paint1").status == "no data"  # type: ignore[union-attr]
+    online = status_body("edge-final", "online", ["fa1", "fa2"], clock.now)
+    board.handle(edge_status_topic("edge-final"), online)
+    assert fa1(board)["status"] == "running"
+
+
+def test_day_off_has_no_shift(board: LineBoard, clock: PinnedClock) -> None:
+    clock.now = dt.datetime(2026, 12, 25, 10, 0, tzinfo=BERLIN).astimezone(dt.UTC)
+    feed(board, clock, 16_260_000, 1)
+    state = fa1(board)
+    assert state["status"] == "no shift"
+    assert (state["shift"], state["target"], state["target_so_far"]) == (None, None, None)
+    assert state["shift_count"] == 0
+    assert state["total"] == 16_260_000
+
+
+def test_bad_messages_are_counted_and_logged_once_per_topic(
+    board: LineBoard, clock: PinnedClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="server.state")
+    topic = counter_topic(FA2)
+    assert board.handle(topic, b"{not json") == set()
+    assert board.handle(topic, b'{"total": "many"}') == set()
+    assert board.handle("taktline/v1/neustadt/final/fa9/eol/passed", b"{}") == set()
+    assert board.handle(counter_topic(PAINT1), b"") == set()
+    assert board.handle(topic, counter_body(13_749_310, 1, clock.now)) == {"fa2"}
+    assert dict(board.rejected) == {"malformed": 2, "unknown_counter": 1, "empty": 1}
+    assert board.accepted == 1
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 3
+    assert board.snapshot("fa2").total == 13_749_310  # type: ignore[union-attr]
+
+
+def test_station_counters_are_listed(board: LineBoard, clock: PinnedClock) -> None:
+    tested = FA1.__class__("neustadt", "final", "fa1", "eol", "tested")
+    board.handle(counter_topic(tested), counter_body(16_312_050, 1, clock.now))
+    feed(board, clock, 16_250_220, 1)
+    stations = fa1(board)["stations"]
+    assert [(s["station"], s["counter"], s["total"]) for s in stations] == [  # type: ignore[attr-defined]
+        ("eol", "passed", 16_250_220),
+        ("eol", "tested", 16_312_050),
+    ]
