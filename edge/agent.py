@@ -1,0 +1,349 @@
+"""The edge agent: collectors -> counters -> outbox (group commit) -> sinks, plus health.
+
+Data path and overflow policy: each collector's readings go into one bounded queue
+(`queue_size`, policy BLOCK: a full queue stops pulling from the collectors). The committer takes
+everything that arrives within `commit_interval_ms` of the first reading, applies the counter
+semantics (edge.counters) and stores the updates with the new counter states in one outbox
+transaction. When the outbox is full it keeps the batch, raises the `outbox full` alarm (health,
+metrics, one log line) and retries until a sink made room; meanwhile the queue fills and the
+collectors are held back. Nothing is dropped. Each sink delivers from its own outbox cursor in
+its own task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter as Tally
+from collections.abc import Callable, Coroutine
+from types import TracebackType
+from typing import Any, Self
+
+from collectors.base import Collector
+from collectors.registry import create_collector
+from edge.clock import from_ns, now_ns, reading_ts_ns, to_ns
+from edge.counters import (
+    DEFAULT_RULES,
+    CounterLogic,
+    Decision,
+    Step,
+    TotalRules,
+    counter_logic,
+)
+from edge.health import HealthSnapshot, SinkStatus, problems_of
+from edge.http import HealthServer
+from edge.mapping import SourceMap
+from edge.metrics import edge_registry
+from edge.outbox import Outbox, OutboxFullError
+from edge.sinks.base import Sink
+from edge.sinks.forwarder import DEFAULT_BACKOFF, Backoff, forward
+from edge.sinks.influxdb import InfluxV1Sink
+from edge.sinks.livebus import LiveBusSink
+from taktline.config.loader import EdgeConfig
+from taktline.config.settings import InfluxV2
+from taktline.model.paths import CounterPath
+from taktline.model.sources import Source
+from taktline.records import CounterUpdate, Reading
+
+log = logging.getLogger(__name__)
+
+OUTBOX_FILE = "outbox.sqlite"
+HISTORY_WITHOUT_INFLUXDB = 100_000
+"""Delivered updates the outbox keeps when no InfluxDB is configured (the edge's history)."""
+_LOGGED = {Decision.RESET, Decision.ROLLOVER, Decision.GLITCH}
+_FULL_RETRY_S = 0.2
+_FLUSH_TIMEOUT_S = 10.0
+
+CollectorFactory = Callable[[Source], Collector]
+
+
+class EdgeAgent:
+    """One edge: `async with EdgeAgent(config) as agent: await agent.run()`."""
+
+    def __init__(
+        self,
+        config: EdgeConfig,
+        *,
+        collector_factory: CollectorFactory = create_collector,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        rules: TotalRules = DEFAULT_RULES,
+        queue_size: int = 10_000,
+        expire_every_s: float = 0.5,
+    ) -> None:
+        self.settings = config.settings
+        self.map = SourceMap(config.plant, config.settings.sources)
+        self._collector_factory = collector_factory
+        self._backoff = backoff
+        self._rules = rules
+        self._expire_every_s = expire_every_s
+        self._queue: asyncio.Queue[Reading] = asyncio.Queue(maxsize=queue_size)
+        self._in_flight = 0
+        self._collectors: list[Collector] = []
+        self._sinks: list[Sink] = []
+        self._counters: dict[CounterPath, CounterLogic] = {}
+        self._decisions: dict[CounterPath, Tally[Decision]] = {}
+        self._unmapped: Tally[tuple[str, str]] = Tally()
+        self._outbox_full = False
+        self._tasks: dict[str, list[asyncio.Task[None]]] = {}
+        self._stopping = False
+        self._stack = contextlib.AsyncExitStack()
+        self.outbox: Outbox | None = None
+        self.registry = edge_registry(self.health)
+        self.http: HealthServer | None = None
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.aclose()
+
+    async def run(self) -> None:
+        """Run until cancelled; raises when a part of the agent fails.
+
+        Cancelling it leaves the agent's tasks running, so leaving the context still commits
+        the readings in flight before it stops them in order.
+        """
+        tasks = [task for group in self._tasks.values() for task in group]
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
+
+    async def wait_synced(self, timeout: float) -> None:  # noqa: ASYNC109 (the public contract)
+        """Wait until every queued reading is committed and every sink delivered the outbox."""
+        async with asyncio.timeout(timeout):
+            while not self._synced():  # noqa: ASYNC110 (state of several tasks; a test aid)
+                await asyncio.sleep(0.02)
+
+    def total(self, path: CounterPath) -> int | None:
+        """A counter's lifetime total (None before its first good reading)."""
+        logic = self._counters.get(path)
+        return logic.total if logic is not None else None
+
+    def health(self) -> HealthSnapshot:
+        """A snapshot for /healthz and /metrics."""
+        now = now_ns()
+        outbox = self.outbox
+        sinks = [
+            SinkStatus(
+                sink.health,
+                outbox.depth(sink.name) if outbox else 0,
+                (now - sink.health.oldest_pending_ns) / 1e9
+                if sink.health.oldest_pending_ns is not None
+                else None,
+            )
+            for sink in self._sinks
+        ]
+        sources = [collector.health for collector in self._collectors]
+        return HealthSnapshot(
+            edge_id=self.settings.edge_id,
+            sources=sources,
+            sinks=sinks,
+            outbox_undelivered=outbox.undelivered() if outbox else 0,
+            outbox_max_records=self.settings.outbox.max_records,
+            outbox_full=self._outbox_full,
+            decisions={
+                str(path): {decision.value: n for decision, n in tally.items()}
+                for path, tally in self._decisions.items()
+            },
+            totals={str(path): logic.total for path, logic in self._counters.items()},
+            unmapped_readings=sum(self._unmapped.values()),
+            problems=problems_of(sources, self._outbox_full),
+        )
+
+    async def _start(self) -> None:
+        settings = self.settings
+        self._sinks = self._make_sinks()
+        retain = 0 if settings.influxdb is not None else HISTORY_WITHOUT_INFLUXDB
+        outbox = Outbox(
+            settings.state_dir / OUTBOX_FILE,
+            [sink.name for sink in self._sinks],
+            settings.outbox.max_records,
+            retain_delivered=retain,
+        )
+        self.outbox = await self._stack.enter_async_context(outbox)
+        states = await outbox.states()
+        for path, counter in self.map.counters().items():
+            self._counters[path] = counter_logic(counter, states.get(str(path)), self._rules)
+            self._decisions[path] = Tally()
+        self.http = await self._stack.enter_async_context(
+            HealthServer(settings.http, self.health, self.registry)
+        )
+        for sink in self._sinks:
+            await self._stack.enter_async_context(sink)
+        self._stack.push_async_callback(self._cancel_tasks, "sinks")
+        for sink in self._sinks:
+            self._spawn(forward(sink, outbox, self._backoff), f"sink:{sink.name}", "sinks")
+        self._stack.push_async_callback(self._flush)
+        self._spawn(self._commit_loop(), "committer", "committer")
+        for source in self.map.sources:
+            collector = await self._stack.enter_async_context(self._collector_factory(source))
+            self._collectors.append(collector)
+        self._stack.push_async_callback(self._cancel_tasks, "readers")
+        for collector in self._collectors:
+            self._spawn(self._read(collector), f"reader:{collector.source_id}", "readers")
+        log.info(
+            "edge %s: %d sources, %d counters, sinks %s, outbox %s, http %s",
+            settings.edge_id,
+            len(self._collectors),
+            len(self._counters),
+            [sink.name for sink in self._sinks],
+            outbox.path,
+            self.http.url,
+        )
+
+    def _make_sinks(self) -> list[Sink]:
+        settings = self.settings
+        sinks: list[Sink] = [
+            LiveBusSink(settings.live_bus, settings.edge_id, self.map.lines, self._backoff)
+        ]
+        if isinstance(settings.influxdb, InfluxV2):
+            raise NotImplementedError("InfluxDB v2 (api: v2) is not supported yet; use api: v1")
+        if settings.influxdb is not None:
+            sinks.append(InfluxV1Sink(settings.influxdb))
+        return sinks
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str, group: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(_log_failure)
+        self._tasks.setdefault(group, []).append(task)
+
+    async def _cancel_tasks(self, group: str) -> None:
+        tasks = self._tasks.pop(group, [])
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _synced(self) -> bool:
+        outbox = self.outbox
+        if outbox is None or not self._queue.empty() or self._in_flight:
+            return False
+        return all(outbox.depth(sink.name) == 0 for sink in self._sinks)
+
+    async def _read(self, collector: Collector) -> None:
+        async for reading in collector.readings():
+            await self._queue.put(reading)  # BLOCK when full: back-pressure on the collector
+
+    async def _commit_loop(self) -> None:
+        while not (self._stopping and self._queue.empty()):
+            batch = await self._next_batch()
+            await self._commit(batch)
+
+    async def _next_batch(self) -> list[Reading]:
+        """Everything that arrives within commit_interval_ms of the first reading."""
+        if self._stopping:
+            return [self._queue.get_nowait() for _ in range(self._queue.qsize())]
+        try:
+            async with asyncio.timeout(self._expire_every_s):
+                first = await self._queue.get()
+        except TimeoutError:
+            return []  # nothing came: still commit what expiry confirms
+        batch = [first]
+        self._in_flight = 1
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.outbox.commit_interval_ms / 1000
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                while True:
+                    batch.append(await self._queue.get())
+                    self._in_flight = len(batch)
+        return batch
+
+    async def _commit(self, readings: list[Reading]) -> None:
+        updates: list[CounterUpdate] = []
+        touched: set[CounterPath] = set()
+        for reading in readings:
+            mapped = self.map.lookup(reading.source_id, reading.address)
+            if mapped is None:
+                self._unmapped_reading(reading)
+                continue
+            logic = self._counters[mapped.path]
+            step = logic.step(
+                reading.value,
+                reading.quality,
+                reading_ts_ns(reading),
+                to_ns(reading.received_at),
+                reading.message_id,
+            )
+            self._record(mapped.path, step, updates)
+            touched.add(mapped.path)
+        now = now_ns()
+        for path, logic in self._counters.items():
+            expired = logic.expire(now)
+            if expired is not None:
+                self._record(path, expired, updates)
+                touched.add(path)
+        if touched:
+            states = {str(path): self._counters[path].state_json() for path in touched}
+            await self._append(updates, states)
+        self._in_flight = 0
+
+    def _record(self, path: CounterPath, step: Step, updates: list[CounterUpdate]) -> None:
+        self._decisions[path][step.decision] += 1
+        if step.decision in _LOGGED:
+            log.info(
+                "counter %s: %s at raw %s, +%d, total %d",
+                path,
+                step.decision.value,
+                step.raw,
+                step.delta,
+                step.total,
+            )
+        if step.emit:
+            updates.append(
+                CounterUpdate(path, from_ns(step.ts_ns), step.raw, step.total, step.delta)
+            )
+
+    def _unmapped_reading(self, reading: Reading) -> None:
+        key = (reading.source_id, reading.address)
+        self._unmapped[key] += 1
+        if self._unmapped[key] == 1:
+            log.warning("source %s: no counter is mapped to %s", *key)
+
+    async def _append(
+        self, updates: list[CounterUpdate], states: dict[str, dict[str, object]]
+    ) -> None:
+        assert self.outbox is not None
+        while True:
+            try:
+                await self.outbox.append(updates, states)
+                break
+            except OutboxFullError as exc:
+                if not self._outbox_full:
+                    log.error("outbox full: %s; not taking readings until sinks catch up", exc)
+                    self._outbox_full = True
+                await asyncio.sleep(_FULL_RETRY_S)
+        if self._outbox_full:
+            log.info("outbox has room again; taking readings")
+            self._outbox_full = False
+
+    async def _flush(self) -> None:
+        """On stop: let the committer store what it and the queue still hold (bounded wait)."""
+        self._stopping = True
+        committer = self._tasks.get("committer", [])
+        if committer:
+            done, _ = await asyncio.wait(committer, timeout=_FLUSH_TIMEOUT_S)
+            if not done:
+                log.warning("edge: readings not committed within %ss are dropped", _FLUSH_TIMEOUT_S)
+        await self._cancel_tasks("committer")
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("edge task %s failed: %r", task.get_name(), error)
+
+
+async def run_edge(config: EdgeConfig) -> None:
+    """Run one edge agent until cancelled."""
+    async with EdgeAgent(config) as agent:
+        await agent.run()

@@ -1,0 +1,1 @@
+"""Where the outbox delivers: InfluxDB and the live bus, each with its own cursor and task."""

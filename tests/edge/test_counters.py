@@ -1,0 +1,301 @@
+"""Counter semantics: every row of the decision table, persistence, and a long random walk."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import pytest
+
+from edge.counters import (
+    NS_PER_S,
+    Decision,
+    IncrementCounter,
+    TotalCounter,
+    TotalRules,
+    TotalState,
+    counter_logic,
+    default_max_step,
+)
+from taktline.model.assets import Counter
+from taktline.records import Quality
+
+M16 = 1 << 16
+GOOD = Quality.GOOD
+
+
+def feed(counter: TotalCounter, *values: int, start_s: int = 0) -> list[tuple[Decision, int]]:
+    """Feed GOOD readings one second apart; return (decision, delta) per reading."""
+    out = []
+    for index, value in enumerate(values):
+        at = (start_s + index) * NS_PER_S
+        step = counter.step(value, GOOD, at, at)
+        out.append((step.decision, step.delta))
+    return out
+
+
+def test_first_reading_takes_initial_total_or_raw() -> None:
+    with_initial = TotalCounter(16, initial_total=16_250_210)
+    step = with_initial.step(123, GOOD, 1, 1)
+    assert (step.decision, step.delta, step.total, step.emit) == (
+        Decision.FIRST,
+        0,
+        16_250_210,
+        True,
+    )
+    without = TotalCounter(16)
+    assert without.step(123, GOOD, 1, 1).total == 123
+
+
+@pytest.mark.parametrize(
+    ("values", "expected", "total"),
+    [
+        # increase, same value
+        (
+            (10, 12, 12, 15),
+            [(Decision.INCREASE, 2), (Decision.UNCHANGED, 0), (Decision.INCREASE, 3)],
+            15,
+        ),
+        # correction down by 2, climbs back: counted only above the high-water mark
+        (
+            (10, 8, 9, 10, 11),
+            [
+                (Decision.CORRECTION, 0),
+                (Decision.CORRECTION, 0),
+                (Decision.CORRECTION, 0),
+                (Decision.INCREASE, 1),
+            ],
+            11,
+        ),
+        # a bad 0 read, then the counter is back: glitch, units in between still count
+        ((1000, 0, 1003), [(Decision.DROP, 0), (Decision.GLITCH, 3)], 1003),
+        # glitch that returns slightly below (within the correction band): no recount
+        (
+            (1000, 0, 999, 1001),
+            [(Decision.DROP, 0), (Decision.GLITCH, 0), (Decision.INCREASE, 1)],
+            1001,
+        ),
+        # reset to 0, next reading 1: confirmed, counts from zero
+        ((1000, 0, 1, 2), [(Decision.DROP, 0), (Decision.RESET, 1), (Decision.INCREASE, 1)], 1002),
+        # a repeated dropped value is no new evidence: still pending
+        ((1000, 0, 0, 4), [(Decision.DROP, 0), (Decision.UNCHANGED, 0), (Decision.RESET, 4)], 1004),
+        # rollover of a 16-bit register, confirmed by the next reading
+        ((M16 - 6, 2, 5), [(Decision.DROP, 0), (Decision.ROLLOVER, 6 + 5)], M16 - 6 + 11),
+        # a bad 0 read at the top of the range is a glitch, not a rollover
+        ((M16 - 6, 0, M16 - 5), [(Decision.DROP, 0), (Decision.GLITCH, 1)], M16 - 5),
+    ],
+)
+def test_decision_table(
+    values: tuple[int, ...], expected: list[tuple[Decision, int]], total: int
+) -> None:
+    counter = TotalCounter(16)
+    decisions = feed(counter, *values)
+    assert decisions[0] == (Decision.FIRST, 0)
+    assert decisions[1:] == expected
+    assert counter.total == total
+
+
+def test_bad_quality_and_out_of_range_change_nothing() -> None:
+    counter = TotalCounter(16)
+    counter.step(100, GOOD, 0, 0)
+    before = counter.state
+    assert counter.step(0, Quality.BAD, 1, 1).decision is Decision.BAD_QUALITY
+    assert counter.step(5, Quality.UNCERTAIN, 2, 2).decision is Decision.BAD_QUALITY
+    assert counter.step(None, GOOD, 3, 3).decision is Decision.BAD_QUALITY
+    assert counter.step(M16, GOOD, 4, 4).decision is Decision.OUT_OF_RANGE
+    assert counter.step(-1, GOOD, 5, 5).decision is Decision.OUT_OF_RANGE
+    assert counter.state == before
+    # bad quality during a pending drop neither confirms nor clears it
+    counter.step(0, GOOD, 6, 6)
+    pending = counter.state
+    assert counter.step(1, Quality.BAD, 7, 7).decision is Decision.BAD_QUALITY
+    assert counter.state == pending
+
+
+def test_bad_quality_before_first_reading_does_not_initialise() -> None:
+    counter = TotalCounter(16, initial_total=500)
+    counter.step(7, Quality.BAD, 0, 0)
+    assert counter.total is None
+    assert counter.step(9, GOOD, 1, 1).decision is Decision.FIRST
+
+
+def test_expire_confirms_a_reset_after_confirm_after() -> None:
+    counter = TotalCounter(32, rules=TotalRules(confirm_after_s=5))
+    counter.step(5000, GOOD, 0, 0)
+    counter.step(3, GOOD, 111, 1 * NS_PER_S)
+    assert counter.expire(5 * NS_PER_S) is None  # 4 s: still held
+    step = counter.expire(6 * NS_PER_S)
+    assert step is not None
+    assert (step.decision, step.delta, step.total, step.ts_ns) == (Decision.RESET, 3, 5003, 111)
+    assert counter.expire(60 * NS_PER_S) is None  # nothing pending any more
+    assert feed(counter, 4, start_s=7) == [(Decision.INCREASE, 1)]
+
+
+def test_expire_confirms_a_rollover() -> None:
+    counter = TotalCounter(16)
+    counter.step(M16 - 1, GOOD, 0, 0)
+    counter.step(0, GOOD, 1, 1)
+    step = counter.expire(10 * NS_PER_S)
+    assert step is not None and (step.decision, step.delta) == (Decision.ROLLOVER, 1)
+
+
+def test_implausible_wrap_is_a_reset() -> None:
+    counter = TotalCounter(16)
+    assert default_max_step(16) == 4096
+    feed(counter, 40_000)
+    assert feed(counter, 10, 11, start_s=1) == [(Decision.DROP, 0), (Decision.RESET, 11)]
+
+
+def test_emit_only_when_raw_changes() -> None:
+    counter = TotalCounter(16)
+    emits = []
+    for index, value in enumerate((10, 10, 11, 0, 11, 9)):
+        emits.append(counter.step(value, GOOD, index, index).emit)
+    assert emits == [True, False, True, False, False, True]
+
+
+def test_total_state_round_trips_through_json() -> None:
+    counter = TotalCounter(16, initial_total=7)
+    feed(counter, 100, 101, 0)
+    restored = TotalCounter(16, state=TotalState.from_json(counter.state_json()))
+    assert restored.state == counter.state
+    assert feed(restored, 102, start_s=3) == [(Decision.GLITCH, 1)]
+    assert restored.total == 9
+
+
+def test_increment_counts_quantities_and_drops_duplicates() -> None:
+    counter = IncrementCounter(initial_total=10, dedupe_window=2)
+    assert counter.step(None, GOOD, 0, 0, "a").delta == 1
+    assert counter.step(3, GOOD, 1, 1, "b").delta == 3
+    assert counter.step(3, GOOD, 2, 2, "b").decision is Decision.DUPLICATE
+    assert counter.step(1, Quality.BAD, 3, 3, "c").decision is Decision.BAD_QUALITY
+    assert counter.step(-2, GOOD, 3, 3, "d").decision is Decision.OUT_OF_RANGE
+    assert counter.step(1, GOOD, 4, 4, None).delta == 1  # no id: always counted
+    assert counter.total == 15
+    counter.step(1, GOOD, 5, 5, "e")  # window 2: "a" is forgotten ("b" was refreshed)
+    assert counter.step(1, GOOD, 6, 6, "b").decision is Decision.DUPLICATE
+    assert counter.step(1, GOOD, 7, 7, "a").decision is Decision.INCREMENT
+
+
+def test_increment_state_keeps_the_dedupe_window() -> None:
+    counter = IncrementCounter()
+    counter.step(1, GOOD, 0, 0, "m1")
+    restored = IncrementCounter(state=counter.state_json())
+    assert restored.total == 1
+    assert restored.step(1, GOOD, 1, 1, "m1").decision is Decision.DUPLICATE
+
+
+def test_counter_logic_follows_the_plant_counter() -> None:
+    total = counter_logic(Counter(name="passed", bits=16), None)
+    assert isinstance(total, TotalCounter) and total.modulus == M16
+    increment = counter_logic(
+        Counter(name="tested", semantics="increment"), {"kind": "increment", "total": 4}
+    )
+    assert isinstance(increment, IncrementCounter) and increment.total == 4
+
+
+@dataclass
+class Plc:
+    """A simulated 16-bit register with its ground truth of units produced."""
+
+    register: int
+    units: int = 0
+
+
+def test_random_walk_against_ground_truth() -> None:
+    """Thousands of steps with rollovers, resets, glitches, corrections and bad reads.
+
+    The simulation avoids the documented ambiguities (see edge.counters): resets happen away
+    from the top of the range and from values above the correction band, and the register is
+    read before it climbs back over its old value.
+    """
+    rng = random.Random(20261126)
+    plc = Plc(register=M16 - 3000)
+    counter = TotalCounter(16, initial_total=1_000_000)
+    t = 0
+    counter.step(plc.register, GOOD, t, t)
+    seen = {d: 0 for d in Decision}
+    last_total = 1_000_000
+    for _ in range(40_000):
+        t += NS_PER_S // 4
+        event = rng.random()
+        if event < 0.001 and 100 < plc.register < M16 - 5000:
+            plc.register = 0  # reset (power cycle): units keep coming from zero
+        elif event < 0.03:
+            seen[counter.step(0, GOOD, t, t).decision] += 1  # a bad 0 read between good ones
+            t += 1
+        elif event < 0.05:
+            step = counter.step(rng.randrange(M16), Quality.BAD, t, t)
+            assert step.delta == 0
+            t += 1
+        elif event < 0.07 and plc.register > 2:
+            corrected = plc.register - rng.randint(1, 2)  # the PLC corrects down, then back
+            counter.step(corrected, GOOD, t, t)
+            t += 1
+        made = rng.choice((0, 0, 1, 1, 2, 5, 40, 300))
+        plc.register = (plc.register + made) % M16
+        plc.units += made
+        step = counter.step(plc.register, GOOD, t, t)
+        seen[step.decision] += 1
+        if rng.random() < 0.02:
+            t += 6 * NS_PER_S  # a quiet spell: expiry confirms what is pending
+            expired = counter.expire(t)
+            if expired is not None:
+                seen[expired.decision] += 1
+        assert counter.total is not None
+        assert counter.total >= last_total, "the total went down"
+        assert counter.total <= 1_000_000 + plc.units, "counted units that were not made"
+        last_total = counter.total
+        if counter.state.pending_raw is None:
+            assert counter.total == 1_000_000 + plc.units
+    t += 6 * NS_PER_S
+    counter.expire(t)
+    assert counter.total == 1_000_000 + plc.units
+    for decision in (Decision.ROLLOVER, Decision.RESET, Decision.GLITCH, Decision.CORRECTION):
+        assert seen[decision] >= 5, f"the walk produced {decision} only {seen[decision]} times"
+
+
+def test_a_wrap_faster_than_the_line_can_run_is_a_reset_not_a_rollover() -> None:
+    """A PLC reset just below the top of a 16-bit register looks like a wrap by value alone;
+    at 10 units/s the ~150 units that wrap would imply in one second are impossible."""
+    counter = TotalCounter(16, max_rate_per_s=10.0)
+    steps = feed(counter, M16 - 150, 0, 1)
+    assert steps[1:] == [(Decision.DROP, 0), (Decision.RESET, 1)]
+    assert counter.total == M16 - 150 + 1
+
+
+def test_a_wrap_within_the_line_rate_is_a_rollover() -> None:
+    counter = TotalCounter(16, max_rate_per_s=10.0)
+    steps = feed(counter, M16 - 3, 2, 4)
+    assert steps[1:] == [(Decision.DROP, 0), (Decision.ROLLOVER, 3 + 4)]
+    assert counter.total == M16 - 3 + 3 + 4
+
+
+def test_a_larger_wrap_after_a_long_silence_is_a_rollover() -> None:
+    """An edge that was away for ten minutes may see hundreds of units across the wrap."""
+    counter = TotalCounter(16, max_rate_per_s=10.0)
+    counter.step(M16 - 400, GOOD, 0, 0)
+    later = 600 * NS_PER_S
+    assert counter.step(100, GOOD, later, later).decision is Decision.DROP
+    step = counter.step(101, GOOD, later + NS_PER_S, later + NS_PER_S)
+    assert (step.decision, step.delta) == (Decision.ROLLOVER, 400 + 101)
+
+
+def test_counter_logic_takes_the_rate_from_the_plant_model() -> None:
+    logic = counter_logic(Counter(name="passed", bits=16, max_rate_per_min=120), None)
+    assert isinstance(logic, TotalCounter)
+    assert logic.max_rate_per_s == 2.0
+
+
+def test_updates_in_the_same_instant_get_distinct_increasing_timestamps() -> None:
+    total = TotalCounter(16)
+    stamps = [total.step(value, GOOD, 5_000, 5_000).ts_ns for value in (10, 11, 12)]
+    assert stamps == [5_000, 6_000, 7_000]
+    restored = TotalCounter(16, state=TotalState.from_json(total.state_json()))
+    assert restored.step(13, GOOD, 4_000, 4_000).ts_ns == 8_000
+
+    increment = IncrementCounter()
+    stamps = [increment.step(1, GOOD, 7_000, 7_000).ts_ns for _ in range(3)]
+    assert stamps == [7_000, 8_000, 9_000]
+    again = IncrementCounter(state=increment.state_json())
+    assert again.step(1, GOOD, 7_000, 7_000).ts_ns == 10_000

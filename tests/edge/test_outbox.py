@@ -1,0 +1,179 @@
+"""The outbox: group commit, cursors, pruning, back-pressure, restart and SIGKILL safety."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge.outbox import Outbox, OutboxFullError
+from taktline.model.paths import CounterPath
+from taktline.records import CounterUpdate
+
+REPO = Path(__file__).resolve().parents[2]
+PATH = CounterPath("neustadt", "final", "fa1", "eol", "passed")
+T0 = dt.datetime(2026, 11, 26, 9, 41, 2, 123456, tzinfo=dt.UTC)
+
+
+def update(total: int, delta: int = 1, path: CounterPath = PATH) -> CounterUpdate:
+    return CounterUpdate(path, T0 + dt.timedelta(seconds=total), total % 65536, total, delta)
+
+
+async def test_append_read_advance_round_trip(tmp_path: Path) -> None:
+    async with Outbox(tmp_path / "o.db", ["influxdb", "live"], max_records=1000) as outbox:
+        last = await outbox.append([update(1), update(2)], {str(PATH): {"total": 2}})
+        assert last == 2
+        batch = await outbox.read_after("influxdb", 10)
+        assert [s.seq for s in batch] == [1, 2]
+        assert batch[0].update == update(1)
+        await outbox.advance("influxdb", 2)
+        assert (outbox.depth("influxdb"), outbox.depth("live")) == (0, 2)
+        assert await outbox.read_after("influxdb", 10) == []
+        assert [s.seq for s in await outbox.read_after("live", 1)] == [1]
+        assert await outbox.oldest_pending_ns("live") is not None
+        assert await outbox.oldest_pending_ns("influxdb") is None
+
+
+async def test_rows_every_sink_passed_are_pruned_and_seq_never_goes_back(tmp_path: Path) -> None:
+    file = tmp_path / "o.db"
+    async with Outbox(file, ["a", "b"], max_records=1000) as outbox:
+        await outbox.append([update(n) for n in range(1, 6)], {})
+        await outbox.advance("a", 5)
+        await outbox.advance("b", 3)
+        assert _count(file) == 2
+        await outbox.advance("b", 5)
+        assert _count(file) == 0
+        assert await outbox.append([update(6)], {}) == 6
+
+
+async def test_retain_delivered_keeps_recent_history(tmp_path: Path) -> None:
+    file = tmp_path / "o.db"
+    async with Outbox(file, ["live"], max_records=1000, retain_delivered=3) as outbox:
+        await outbox.append([update(n) for n in range(1, 11)], {})
+        await outbox.advance("live", 10)
+        assert _count(file) == 3
+
+
+async def test_reopen_restores_states_and_cursors(tmp_path: Path) -> None:
+    file = tmp_path / "o.db"
+    state = {"kind": "total", "total": 42, "raw": 42, "base": 42}
+    async with Outbox(file, ["influxdb", "live"], max_records=1000) as outbox:
+        await outbox.append([update(41), update(42)], {str(PATH): state})
+        await outbox.advance("live", 2)
+    async with Outbox(file, ["influxdb", "live"], max_records=1000) as outbox:
+        assert await outbox.states() == {str(PATH): state}
+        assert (outbox.cursor("influxdb"), outbox.cursor("live"), outbox.last_seq) == (0, 2, 2)
+        assert [s.update.total for s in await outbox.read_after("influxdb", 10)] == [41, 42]
+
+
+async def test_a_new_sink_starts_at_the_oldest_row_and_a_removed_one_is_forgotten(
+    tmp_path: Path,
+) -> None:
+    file = tmp_path / "o.db"
+    async with Outbox(file, ["live"], max_records=1000, retain_delivered=2) as outbox:
+        await outbox.append([update(n) for n in range(1, 6)], {})
+        await outbox.advance("live", 5)
+    async with Outbox(file, ["live", "influxdb"], max_records=1000) as outbox:
+        assert [s.seq for s in await outbox.read_after("influxdb", 10)] == [4, 5]
+        assert outbox.depth("influxdb") == 2
+    async with Outbox(file, ["live"], max_records=1000) as outbox:
+        assert outbox.sinks == ("live",)
+    with sqlite3.connect(file) as db:
+        assert db.execute("SELECT sink FROM cursors").fetchall() == [("live",)]
+
+
+async def test_full_outbox_refuses_and_stores_nothing(tmp_path: Path) -> None:
+    file = tmp_path / "o.db"
+    async with Outbox(file, ["slow", "fast"], max_records=3) as outbox:
+        await outbox.append([update(1), update(2)], {})
+        await outbox.advance("fast", 2)  # the slow sink still holds both
+        with pytest.raises(OutboxFullError):
+            await outbox.append([update(3), update(4)], {str(PATH): {"total": 4}})
+        assert outbox.is_full() is False
+        assert _count(file) == 2
+        assert await outbox.states() == {}
+        await outbox.append([update(3)], {})
+        assert outbox.is_full() is True
+        await outbox.advance("slow", 3)
+        await outbox.append([update(4)], {})  # room again once the slow sink delivered
+
+
+async def test_wait_appended_wakes_on_append(tmp_path: Path) -> None:
+    async with Outbox(tmp_path / "o.db", ["live"], max_records=1000) as outbox:
+        waiter = asyncio.create_task(outbox.wait_appended(0))
+        await asyncio.sleep(0.05)
+        assert not waiter.done()
+        await outbox.append([update(1)], {})
+        async with asyncio.timeout(5):
+            await waiter
+
+
+WRITER = """
+import asyncio, datetime as dt, sys
+from pathlib import Path
+from edge.outbox import Outbox
+from taktline.model.paths import CounterPath
+from taktline.records import CounterUpdate
+
+async def main() -> None:
+    paths = [CounterPath("s", "a", "l", "st", f"c{i}") for i in range(3)]
+    totals = [0, 0, 0]
+    async with Outbox(Path(sys.argv[1]), ["live"], max_records=10_000_000) as outbox:
+        for n in range(1_000_000):
+            updates, states = [], {}
+            for _ in range(5):
+                i = (n + _) % 3
+                totals[i] += 1
+                ts = dt.datetime.now(dt.UTC)
+                updates.append(CounterUpdate(paths[i], ts, totals[i], totals[i], 1))
+                states[str(paths[i])] = {"kind": "total", "total": totals[i]}
+            seq = await outbox.append(updates, states)
+            print(seq, flush=True)
+
+asyncio.run(main())
+"""
+
+
+async def test_sigkilled_writer_leaves_every_committed_update_with_its_state(
+    tmp_path: Path,
+) -> None:
+    file = tmp_path / "o.db"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        WRITER,
+        str(file),
+        stdout=asyncio.subprocess.PIPE,
+        env=os.environ | {"PYTHONPATH": str(REPO)},
+    )
+    assert process.stdout is not None
+    acknowledged = 0
+    while acknowledged < 300:  # let it commit a few hundred batches, then pull the plug
+        line = await process.stdout.readline()
+        assert line, "the writer died on its own"
+        acknowledged = int(line)
+    process.send_signal(signal.SIGKILL)
+    async for line in process.stdout:
+        acknowledged = int(line)  # acknowledged before the kill landed
+    assert await process.wait() == -signal.SIGKILL
+    async with Outbox(file, ["live"], max_records=10_000_000) as outbox:
+        assert outbox.last_seq >= acknowledged
+        states = await outbox.states()
+        rows = await outbox.read_after("live", 10_000_000)
+    assert len(rows) == outbox.last_seq and outbox.last_seq % 5 == 0, "a torn batch"
+    last_total: dict[str, int] = {}
+    for row in rows:
+        last_total[str(row.update.counter)] = row.update.total
+    assert {path: state["total"] for path, state in states.items()} == last_total
+
+
+def _count(file: Path) -> int:
+    with sqlite3.connect(file) as db:
+        (count,) = db.execute("SELECT COUNT(*) FROM updates").fetchone()
+    return int(count)
