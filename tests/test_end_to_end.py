@@ -1,0 +1,140 @@
+"""The whole slice: simulator -> edge -> real influxd and live bus -> server.
+
+Every unit the simulator produced must appear exactly once: in InfluxDB (checked with InfluxQL),
+in the edge's totals, and in the server's API and event stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from edge.agent import EdgeAgent
+from server.app import Server
+from taktline.config import EdgeConfig, EdgeSettings, InfluxV1, ServerConfig, ServerSettings
+from taktline.model import CounterPath, HttpListen, MqttConnection, Plant
+from tests.fixtures.services import InfluxService, MosquittoService
+from tests.fixtures.sim import load_example_plant, running_simulator
+
+pytestmark = pytest.mark.integration
+
+DATABASE = "end_to_end"
+PRODUCTION_S = 12.0
+
+
+def _configs(
+    plant: Plant, tmp_path: Path, mqtt_port: int, influx_url: str
+) -> tuple[EdgeConfig, ServerConfig]:
+    plant_file = tmp_path / "plant.yaml"  # the models carry the plant; the path is informative
+    bus = MqttConnection(port=mqtt_port)
+    edge = EdgeSettings(
+        plant=plant_file,
+        edge_id="e2e-edge",
+        state_dir=tmp_path / "edge",
+        live_bus=bus.model_copy(update={"client_id": "e2e-edge"}),
+        influxdb=InfluxV1(api="v1", url=influx_url, database=DATABASE),
+        http=HttpListen(port=0),
+    )
+    server = ServerSettings(
+        plant=plant_file,
+        live_bus=bus.model_copy(update={"client_id": "e2e-server"}),
+        http=HttpListen(port=0),
+        state_dir=tmp_path / "server",
+    )
+    return EdgeConfig(edge, plant), ServerConfig(server, plant)
+
+
+async def _wait_first_totals(edge: EdgeAgent, paths: list[CounterPath]) -> dict[CounterPath, int]:
+    async with asyncio.timeout(30):
+        while True:
+            totals = {path: edge.total(path) for path in paths}
+            if all(value is not None for value in totals.values()):
+                return {path: value for path, value in totals.items() if value is not None}
+            await asyncio.sleep(0.1)
+
+
+def _influx_totals(influxd: InfluxService) -> dict[str, tuple[int, int, int]]:
+    """Per counter: (first total, last total, sum of deltas) from InfluxDB."""
+    rows = influxd.query(
+        "SELECT first(total), last(total), sum(delta) FROM production GROUP BY *",
+        database=DATABASE,
+    )
+    return {
+        "/".join(row[tag] for tag in ("site", "area", "line", "station", "counter")): (
+            row["first"],
+            row["last"],
+            row["sum"],
+        )
+        for row in rows
+    }
+
+
+async def _next_sse_state(client: httpx.AsyncClient, line: str) -> dict[str, object]:
+    async with client.stream("GET", f"/api/lines/{line}/events") as response:
+        async for text in response.aiter_lines():
+            if text.startswith("data:"):
+                body = json.loads(text.removeprefix("data:").strip())
+                if isinstance(body, dict) and body.get("line") == line:
+                    return body
+    raise AssertionError("the event stream ended without a state")
+
+
+async def test_every_unit_lands_once_in_influxdb_and_on_the_server(
+    tmp_path: Path, mosquitto: MosquittoService, influxd: InfluxService
+) -> None:
+    influxd.drop_database(DATABASE)
+    async with running_simulator(
+        load_example_plant(),
+        mosquitto.port,
+        rate_per_min=180,
+        seed=11,
+        reset_every_s=5,
+        paused=True,
+    ) as (plant, sim):
+        edge_config, server_config = _configs(plant, tmp_path, mosquitto.port, influxd.url)
+        paths = list(sim.ground_truth())
+        async with EdgeAgent(edge_config) as edge, Server(server_config) as server:
+            first = await _wait_first_totals(edge, paths)
+            sim.resume()
+            await asyncio.sleep(PRODUCTION_S)
+            sim.pause()
+            await sim.settle()
+            await asyncio.sleep(1.0)  # the last notifications travel to the edge
+            await edge.wait_synced(timeout=30)
+
+            truth = sim.ground_truth()
+            assert sum(truth.values()) > 50, "the simulator produced too little to prove anything"
+            assert sim.stats.resets > 0, "no PLC reset happened: the run proves less than it says"
+            counted = {path: (edge.total(path) or 0) - first[path] for path in paths}
+            assert counted == truth
+
+            stored = _influx_totals(influxd)
+            for path in paths:
+                first_total, last_total, delta_sum = stored[str(path)]
+                assert first_total == first[path], path
+                assert last_total - first_total == truth[path], path
+                assert delta_sum == truth[path], path
+
+            async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+                async with asyncio.timeout(10):
+                    while True:
+                        lines = {
+                            item["line"]: item for item in (await client.get("/api/lines")).json()
+                        }
+                        if all(
+                            lines[p.line]["total"] == (edge.total(p) or 0)
+                            for p in (placed.output_path() for placed in plant.lines())
+                        ):
+                            break
+                        await asyncio.sleep(0.2)
+                for placed in plant.lines():
+                    output = placed.output_path()
+                    assert lines[placed.line.id]["total"] == stored[str(output)][1]
+                    if lines[placed.line.id]["shift"] is not None:
+                        assert lines[placed.line.id]["shift_count"] >= truth[output]
+                state = await asyncio.wait_for(_next_sse_state(client, "fa1"), 10)
+                assert state["total"] == lines["fa1"]["total"]
