@@ -39,11 +39,15 @@ from taktline.shifts import ShiftWindow, shift_at, shift_target, target_so_far
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
-LineStatus = Literal["running", "no data", "offline", "no shift"]
+LineStatus = Literal["running", "stopped", "no data", "offline", "no shift"]
 RejectReason = Literal["bad_topic", "unknown_counter", "malformed", "empty"]
 
 RATE_WINDOW = dt.timedelta(minutes=15)
 MIN_RATE_SPAN = dt.timedelta(minutes=1)
+STOPPED_AFTER_TAKTS = 3
+"""A fed line is `stopped` when its output counted nothing for this many takts (at least a
+minute): three missed units at the line's pace is a stop, one is a slow cycle."""
+MIN_STOP = dt.timedelta(minutes=1)
 MAX_RATE_SAMPLES = 20_000
 """Deltas kept for the rate; when full the oldest are dropped (policy: drop oldest)."""
 
@@ -92,6 +96,9 @@ class LineSnapshot(BaseModel):
     rate_per_hour: float = Field(description="Units per hour over the last 15 minutes.")
     status: LineStatus
     updated_at: dt.datetime | None = Field(description="Last update from the line (or its edge).")
+    stopped_since: dt.datetime | None = Field(
+        description="While `stopped`: when the output counted its last unit."
+    )
     output: str = Field(description="The output counter: station/counter.")
     stations: list[StationCounter]
 
@@ -112,6 +119,7 @@ class LineTracker:
             maxlen=MAX_RATE_SAMPLES
         )
         self.last_seen: dt.datetime | None = None
+        self.last_unit_at: dt.datetime | None = None
 
     @property
     def id(self) -> str:
@@ -132,8 +140,10 @@ class LineTracker:
                 self._baseline = max(self._baseline or 0, message.total)
             elif self._baseline is None:
                 self._baseline = message.total - message.delta
-        if message.delta > 0 and seen_at >= self._started_at:
-            self._deltas.append((seen_at, message.delta))
+        if message.delta > 0:
+            self.last_unit_at = max(seen_at, self.last_unit_at or seen_at)
+            if seen_at >= self._started_at:
+                self._deltas.append((seen_at, message.delta))
 
     def touch(self, seen_at: dt.datetime) -> None:
         """Record that the line (or the edge serving it) was heard from at `seen_at`."""
@@ -150,6 +160,7 @@ class LineTracker:
         shift_count = 0
         if window is not None and total is not None and self._baseline is not None:
             shift_count = max(0, total - self._baseline)
+        status = self._status(now, window, stale_after, offline)
         return LineSnapshot(
             line=line.id,
             name=line.name,
@@ -165,8 +176,9 @@ class LineTracker:
             target_so_far=round(target_so_far(line.target, window, now), 1) if window else None,
             total=total,
             rate_per_hour=round(self._rate(now), 1),
-            status=self._status(now, window, stale_after, offline),
+            status=status,
             updated_at=self.last_seen,
+            stopped_since=(self._stopped_since(window) if window and status == "stopped" else None),
             output=line.output,
             stations=[
                 StationCounter(
@@ -213,7 +225,22 @@ class LineTracker:
             return "no shift"
         if self.last_seen is None or now - self.last_seen > stale_after:
             return "no data"
+        if now - self._stopped_since(window) >= self._stop_after(window):
+            return "stopped"
         return "running"
+
+    def _stopped_since(self, window: ShiftWindow) -> dt.datetime:
+        """The last unit, or the shift start (or server start) when none came since."""
+        since = max(window.start, self._started_at)
+        return max(self.last_unit_at, since) if self.last_unit_at else since
+
+    def _stop_after(self, window: ShiftWindow) -> dt.timedelta:
+        target = self.placed.line.target
+        if target.takt_seconds is not None:
+            takt_s = target.takt_seconds
+        else:
+            takt_s = window.productive_seconds() / max(shift_target(target, window), 1)
+        return max(dt.timedelta(seconds=STOPPED_AFTER_TAKTS * takt_s), MIN_STOP)
 
 
 class LineBoard:

@@ -74,7 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--plant", type=Path, required=True, help="plant YAML file")
     sim.add_argument("--rate", type=float, default=None, help="units per minute per line")
     sim.add_argument("--duration", type=float, default=None, help="seconds (default: until ^C)")
-    sim.add_argument("--seed", type=int, default=None, help="random seed (repeatable runs)")
+    sim.add_argument("--seed", type=int, default=None, help="random seed of the start values")
+    sim.add_argument(
+        "--reset-every", type=float, default=None, help="mean seconds between PLC resets"
+    )
     sim.set_defaults(handler=_sim)
 
     check = commands.add_parser("check-config", help="validate a plant, edge or server file")
@@ -126,7 +129,15 @@ def _sim(args: argparse.Namespace) -> int:
     from taktline.sim.runner import run_simulator
 
     plant = load_plant(args.plant)
-    return _run(run_simulator(plant, rate=args.rate, duration=args.duration, seed=args.seed))
+    return _run(
+        run_simulator(
+            plant,
+            rate=args.rate,
+            duration=args.duration,
+            seed=args.seed,
+            reset_every_s=args.reset_every,
+        )
+    )
 
 
 def _check_config(args: argparse.Namespace) -> int:

@@ -1,7 +1,8 @@
 """Live-bus sink: each update retained at QoS 1 on its counter topic, plus the edge's status.
 
 A connection task keeps one MQTT client connected (reconnecting with capped backoff, logging once
-on failure and once on recovery). On connect it publishes the edge status `online`, retained;
+on failure and once on recovery). On connect it publishes the edge status `online`, retained,
+and refreshes it every STATUS_EVERY_S;
 the client's last will publishes `offline` when the connection dies, and a clean stop publishes
 `offline` itself. `send` keeps up to PUBLISH_WINDOW publishes in flight, in batch order, and
 returns once the broker acknowledged every message: the cursor only advances past what the
@@ -29,6 +30,10 @@ from taktline.mqttclient import mqtt_client
 from taktline.records import CounterUpdate
 
 log = logging.getLogger(__name__)
+
+STATUS_EVERY_S = 10.0
+"""The retained `online` status is refreshed this often: a sign of life for the server while a
+line makes no units (well under the server's default 30 s staleness)."""
 
 PUBLISH_WINDOW = 10
 """QoS 1 publishes awaiting their PUBACK at a time (aiomqtt warns above 10 pending calls)."""
@@ -119,6 +124,16 @@ class LiveBusSink:
             edge_status_topic(self.edge_id), self.status(state), qos=1, retain=True
         )
 
+    @staticmethod
+    async def _until_link_drops(client: aiomqtt.Client) -> None:
+        async for _ in client.messages:  # ends with MqttError when the link drops
+            pass
+
+    async def _refresh_status(self, client: aiomqtt.Client) -> None:
+        while True:
+            await asyncio.sleep(STATUS_EVERY_S)
+            await self._publish_status(client, "online")
+
     async def _keep_connected(self) -> None:
         delay = self.backoff.initial_s
         failing = False
@@ -137,9 +152,11 @@ class LiveBusSink:
                     if failing:
                         log.info("live bus: connected again to %s", where)
                         failing = False
-                    async for _ in client.messages:  # ends with MqttError when the link drops
-                        pass
-            except aiomqtt.MqttError as exc:
+                    async with asyncio.TaskGroup() as group:
+                        group.create_task(self._until_link_drops(client))
+                        group.create_task(self._refresh_status(client))
+            except* aiomqtt.MqttError as errors:
+                exc = errors.exceptions[0]
                 self.health.last_error = f"{where}: {exc}"
                 if not failing:
                     log.warning("live bus: %s; reconnecting with backoff", self.health.last_error)

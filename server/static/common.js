@@ -6,6 +6,7 @@ const taktline = (() => {
   const numbers = new Intl.NumberFormat();
   const STATUS_TEXT = {
     running: "Running",
+    stopped: "Stopped",
     "no data": "No data",
     offline: "Offline",
     "no shift": "No shift",
@@ -52,8 +53,11 @@ const taktline = (() => {
     return { css: diff > -slack ? "behind-a-bit" : "behind", text: `${int(-diff)} behind` };
   }
 
-  function setStatus(element, status) {
-    element.textContent = STATUS_TEXT[status] || status;
+  function setStatus(element, status, stoppedSince) {
+    const text = STATUS_TEXT[status] || status;
+    element.textContent = status === "stopped" && stoppedSince
+      ? `${text} since ${time(new Date(stoppedSince), false)}`
+      : text;
     element.className = `status status-${status.replace(" ", "-")}`;
   }
 

@@ -9,7 +9,7 @@
     document.title = `${state.name} · taktline`;
     $("name").textContent = state.name;
     $("where").textContent = `${state.site} · ${state.area} · ${state.line}`;
-    taktline.setStatus($("status"), state.status);
+    taktline.setStatus($("status"), state.status, state.stopped_since);
     const inShift = state.shift !== null;
     const count = inShift ? taktline.int(state.shift_count) : "No shift";
     $("count").textContent = count;

@@ -24,7 +24,7 @@
     const pace = taktline.pace(state);
     tile.dataset.pace = pace.css;
     pick(".tile-name").textContent = state.name;
-    taktline.setStatus(pick(".status"), state.status);
+    taktline.setStatus(pick(".status"), state.status, state.stopped_since);
     const inShift = state.shift !== null;
     const count = inShift ? taktline.int(state.shift_count) : "No shift";
     pick(".tile-count").textContent = count;

@@ -14,12 +14,17 @@ REPORT_EVERY_S = 10.0
 
 
 async def run_simulator(
-    plant: Plant, *, rate: float | None, duration: float | None, seed: int | None
+    plant: Plant,
+    *,
+    rate: float | None,
+    duration: float | None,
+    seed: int | None,
+    reset_every_s: float | None = None,
 ) -> None:
     """Serve the plant's sources until `duration` seconds have passed (None: until cancelled)."""
-    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        logging.getLogger("asyncua").setLevel(logging.WARNING)
-    async with PlantSimulator(plant, rate_per_min=rate, seed=seed) as simulator:
+    async with PlantSimulator(
+        plant, rate_per_min=rate, seed=seed, reset_every_s=reset_every_s
+    ) as simulator:
         for endpoint in simulator.endpoints:
             log.info("OPC UA source %s: %s", endpoint.source.id, endpoint.endpoint)
         for publisher in simulator.publishers:

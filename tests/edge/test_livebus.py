@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import pytest
 
 from edge.sinks.forwarder import Backoff
 from edge.sinks.livebus import LiveBusSink
@@ -151,3 +152,18 @@ async def test_last_will_marks_the_edge_offline_when_its_process_dies(
         assert body(will) == body(will) | {"edge_id": "edge-9", "state": "offline"}
     (kept,) = await collect(mosquitto, status, 1)
     assert kept.retain and body(kept)["state"] == "offline"
+
+
+async def test_online_status_is_refreshed_as_a_sign_of_life(
+    mosquitto: MosquittoService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A line that makes no units must not look like a dead feed on the screens."""
+    monkeypatch.setattr("edge.sinks.livebus.STATUS_EVERY_S", 0.2)
+    sink = LiveBusSink(connection(mosquitto), "edge-1", ["fa1"], FAST)
+    async with sink:
+        await wait_connected(sink)
+        first, second, third = await collect(mosquitto, edge_status_topic("edge-1"), 3)
+    states = [body(message)["state"] for message in (first, second, third)]
+    stamps = [body(message)["ts"] for message in (first, second, third)]
+    assert states == ["online"] * 3
+    assert stamps == sorted(stamps) and len(set(stamps)) == 3

@@ -142,3 +142,26 @@ def test_station_counters_are_listed(board: LineBoard, clock: PinnedClock) -> No
         ("eol", "passed", 16_250_220),
         ("eol", "tested", 16_312_050),
     ]
+
+
+def test_fed_line_without_units_for_three_takts_is_stopped(
+    board: LineBoard, clock: PinnedClock
+) -> None:
+    """fa1 runs at a 60 s takt; its edge keeps saying `online` while no vehicle comes."""
+    feed(board, clock, 16_250_001, 1)
+    last_unit = clock.now
+
+    def heartbeat() -> None:
+        body = status_body("edge-final", "online", ["fa1"], clock.now)
+        board.handle(edge_status_topic("edge-final"), body)
+
+    for _ in range(17):  # 170 s of heartbeats: under three takts
+        clock.advance(seconds=10)
+        heartbeat()
+    assert fa1(board)["status"] == "running"
+    clock.advance(seconds=10)
+    heartbeat()
+    state = fa1(board)
+    assert (state["status"], state["stopped_since"]) == ("stopped", last_unit)
+    feed(board, clock, 16_250_002, 1)
+    assert (fa1(board)["status"], fa1(board)["stopped_since"]) == ("running", None)
