@@ -4,10 +4,12 @@ A `total` counter reads an absolute register of width w (modulus M = 2**w). Its 
 last accepted raw value `raw`, the high-water mark `base` (units count only above it), the
 lifetime `total` and at most one pending drop. With `c` = `max_correction` and `s` = `max_step`,
 a GOOD reading v (0 <= v < M) is decided by the first matching row (defaults: c = 2,
-s = M/16 but at most 2**20, confirm_after = 5 s; see TotalRules). `r` is what the counter's
-`max_rate_per_min` allows since the last accepted reading (at least one second's worth): a wrap
-that would mean more units than the line can make in that time is a reset, not a rollover (a PLC
-reset near the top of a 16-bit register otherwise counts hundreds of phantom units):
+s = M/16 but at most 2**20, confirm_after = 5 s; see TotalRules). `r` is the most units the
+counter can have made since the last accepted reading (at least one second's worth): its
+`max_rate_per_min`, and, once known, RATE_SLACK x its own observed rate (an exponential average)
+plus SLACK_UNITS. A wrap that would mean more units than that is a reset, not a rollover: a PLC
+reset near the top of a 16-bit register, or of a rarely counting register such as `failed`,
+otherwise counts hundreds of phantom units:
 
 | state | reading | decision | delta | then |
 |---|---|---|---|---|
@@ -52,6 +54,12 @@ from taktline.model.assets import Counter
 from taktline.records import Quality
 
 NS_PER_S = 1_000_000_000
+RATE_SLACK = 3.0
+"""A wrap may imply up to this many times the counter's observed rate (a line speeding up)."""
+SLACK_UNITS = 2
+"""... plus this many units, so a counter that just started counting can still wrap."""
+RATE_WEIGHT = 0.2
+"""Weight of the newest reading in the counter's averaged rate."""
 TIE_STEP_NS = 1_000
 """Ties are broken by 1 µs: records carry datetimes, whose resolution is a microsecond."""
 
@@ -113,6 +121,7 @@ class TotalState:
     pending_ts_ns: int | None = None
     pending_at_ns: int | None = None
     ts_ns: int | None = None
+    rate_per_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -223,12 +232,27 @@ class TotalCounter:
         return self._accept(Decision.RESET, value, value, ts_ns, base=value)
 
     def _units_possible_since_last(self, ts_ns: int) -> int | float:
-        """The most units the line can have made since the last accepted reading."""
+        """The most units the counter can have made since the last accepted reading."""
         last = self.state.ts_ns
-        if self.max_rate_per_s is None or last is None:
+        if last is None:
             return math.inf
         elapsed_s = max((ts_ns - last) / NS_PER_S, 1.0)
-        return math.ceil(self.max_rate_per_s * elapsed_s)
+        bounds = [math.inf]
+        if self.max_rate_per_s is not None:
+            bounds.append(math.ceil(self.max_rate_per_s * elapsed_s))
+        if self.state.rate_per_s is not None:
+            bounds.append(math.ceil(RATE_SLACK * self.state.rate_per_s * elapsed_s) + SLACK_UNITS)
+        return min(bounds)
+
+    def _observed_rate(self, delta: int, ts_ns: int) -> float | None:
+        """The counter's rate (units/s), averaged over its counted readings."""
+        s = self.state
+        if delta <= 0 or s.ts_ns is None or ts_ns <= s.ts_ns:
+            return s.rate_per_s
+        rate = delta * NS_PER_S / (ts_ns - s.ts_ns)
+        if s.rate_per_s is None:
+            return rate
+        return (1 - RATE_WEIGHT) * s.rate_per_s + RATE_WEIGHT * rate
 
     def _accept(
         self, decision: Decision, delta: int, value: int, ts_ns: int, base: int | None = None
@@ -237,8 +261,9 @@ class TotalCounter:
         assert s.total is not None and s.base is not None
         new_base = base if base is not None else max(s.base, value)
         total = s.total + delta
+        rate = self._observed_rate(delta, ts_ns)
         ts_ns = after(s.ts_ns, ts_ns)
-        self.state = TotalState(total=total, raw=value, base=new_base, ts_ns=ts_ns)
+        self.state = TotalState(total=total, raw=value, base=new_base, ts_ns=ts_ns, rate_per_s=rate)
         return Step(decision, delta, total, value, ts_ns, emit=value != s.raw)
 
     def _nothing(self, decision: Decision, ts_ns: int) -> Step:

@@ -299,3 +299,28 @@ def test_updates_in_the_same_instant_get_distinct_increasing_timestamps() -> Non
     assert stamps == [7_000, 8_000, 9_000]
     again = IncrementCounter(state=increment.state_json())
     assert again.step(1, GOOD, 7_000, 7_000).ts_ns == 10_000
+
+
+def test_a_rare_counter_reset_near_the_top_is_a_reset() -> None:
+    """`failed` counts about one unit a minute; 20 s after its last unit it drops from near the
+    top to 0 and nothing follows. The configured 10 units/s would allow a 150-unit wrap; its own
+    rate does not."""
+    counter = TotalCounter(16, max_rate_per_s=10.0)
+    for minute, value in enumerate(range(M16 - 153, M16 - 149)):
+        at = minute * 60 * NS_PER_S
+        counter.step(value, GOOD, at, at)
+    dropped_at = (3 * 60 + 20) * NS_PER_S
+    assert counter.step(0, GOOD, dropped_at, dropped_at).decision is Decision.DROP
+    step = counter.expire(dropped_at + 6 * NS_PER_S)
+    assert step is not None and (step.decision, step.delta) == (Decision.RESET, 0)
+
+
+def test_a_rare_counter_still_rolls_over() -> None:
+    counter = TotalCounter(16, max_rate_per_s=10.0)
+    for minute, value in enumerate(range(M16 - 3, M16)):
+        at = minute * 60 * NS_PER_S
+        counter.step(value, GOOD, at, at)
+    at = 3 * 60 * NS_PER_S
+    counter.step(0, GOOD, at, at)
+    step = counter.expire(at + 6 * NS_PER_S)
+    assert step is not None and (step.decision, step.delta) == (Decision.ROLLOVER, 1)
