@@ -11,9 +11,13 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Hashable
+from types import TracebackType
+from typing import Self
 
 from collectors.base import SourceHealth
 from taktline.records import Reading
+
+log = logging.getLogger(__name__)
 
 
 class Backoff:
@@ -132,3 +136,43 @@ class ReadingStream:
 def utc_now() -> dt.datetime:
     """The receive time of a reading."""
     return dt.datetime.now(dt.UTC)
+
+
+class BackgroundCollector:
+    """What every collector shares: `async with` runs `_run` as one background task that feeds
+    `_stream`; leaving cancels it (the task closes its connection on the way out) and ends
+    `readings()`. A task that dies of an unexpected error ends `readings()` with that error."""
+
+    source_id: str
+    health: SourceHealth
+    _stream: ReadingStream
+    _task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self._run(), name=f"collector:{self.source_id}")
+        self._task.add_done_callback(self._on_run_done)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait([self._task])
+        self._stream.close()
+        self.health.connected = False
+
+    def readings(self) -> AsyncIterator[Reading]:
+        """Every reading, in arrival order, until the collector is closed."""
+        return aiter(self._stream)
+
+    def _on_run_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("source %s: collector stopped: %r", self.source_id, error)
+            self._stream.fail(error)

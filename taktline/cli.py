@@ -23,7 +23,7 @@ from taktline.config import (
 )
 from taktline.summary import summarize
 
-NOISY_LIBRARIES = ("asyncua", "amqtt", "transitions")
+NOISY_LIBRARIES = ("asyncua", "amqtt", "transitions", "httpx")
 """Libraries that log every session and packet at INFO; shown with --verbose only."""
 
 

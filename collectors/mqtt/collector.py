@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from types import TracebackType
-from typing import Self
 
 import aiomqtt
 
 from collectors.base import SourceHealth
 from collectors.mqtt.payload import PayloadError, Rejection, parse
-from collectors.support import Backoff, OutageLog, ReadingStream, Throttle, utc_now
+from collectors.support import (
+    BackgroundCollector,
+    Backoff,
+    OutageLog,
+    ReadingStream,
+    Throttle,
+    utc_now,
+)
 from taktline.model.sources import MqttSource, MqttTopic
 from taktline.mqttclient import mqtt_client
 from taktline.records import Reading
@@ -26,7 +30,7 @@ from taktline.records import Reading
 log = logging.getLogger(__name__)
 
 
-class MqttCollector:
+class MqttCollector(BackgroundCollector):
     """Reads the mapped topics of one broker as Readings (see the module docstring).
 
     The session is persistent (a stable client id: the configured one, else
@@ -51,33 +55,6 @@ class MqttCollector:
         self._outage = OutageLog(log, self.health)
         self._throttle = Throttle()
         self._sessions = 0
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Self:
-        self._task = asyncio.create_task(self._run(), name=f"mqtt-collector:{self.source_id}")
-        self._task.add_done_callback(self._on_run_done)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait([self._task])  # leaves the client context: DISCONNECT
-        self._stream.close()
-        self.health.connected = False
-
-    def readings(self) -> AsyncIterator[Reading]:
-        """Every reading, in arrival order, until the collector is closed."""
-        return aiter(self._stream)
-
-    def _on_run_done(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and (error := task.exception()) is not None:
-            log.error("source %s: collector stopped: %r", self.source_id, error)
-            self._stream.fail(error)
 
     async def _run(self) -> None:
         # Built here (aiomqtt needs a running loop) and reused for every reconnect.

@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from types import TracebackType
-from typing import Self
 
 from asyncua.client.client import Client
 from asyncua.common.subscription import (
@@ -32,10 +29,16 @@ from collectors.base import SourceHealth
 from collectors.opcua.connection import build_client, check_security
 from collectors.opcua.nodes import MappedNode, batch_size, item_queue_size, monitor, parse_nodes
 from collectors.opcua.values import missing_reading, to_reading
-from collectors.support import Backoff, OutageLog, ReadingStream, Throttle, utc_now
+from collectors.support import (
+    BackgroundCollector,
+    Backoff,
+    OutageLog,
+    ReadingStream,
+    Throttle,
+    utc_now,
+)
 from taktline.model.secrets import SecretError
 from taktline.model.sources import OpcUaSource
-from taktline.records import Reading
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +51,7 @@ SESSION_ERRORS = (OSError, TimeoutError, UaError, SecretError, SessionLostError)
 """What ends a session and leads to a reconnect with backoff; anything else is a bug."""
 
 
-class OpcUaCollector:
+class OpcUaCollector(BackgroundCollector):
     """Reads the mapped nodes of one OPC UA server as Readings (see the module docstring).
 
     On every connection loss (server stopped or restarted, BadSessionIdInvalid, watchdog
@@ -82,33 +85,6 @@ class OpcUaCollector:
         self._missing: set[str] = set()
         self._lost: str | None = None
         self._sessions = 0
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Self:
-        self._task = asyncio.create_task(self._run(), name=f"opcua-collector:{self.source_id}")
-        self._task.add_done_callback(self._on_run_done)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait([self._task])  # the session is closed on the way out
-        self._stream.close()
-        self.health.connected = False
-
-    def readings(self) -> AsyncIterator[Reading]:
-        """Every reading, in arrival order, until the collector is closed."""
-        return aiter(self._stream)
-
-    def _on_run_done(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and (error := task.exception()) is not None:
-            log.error("source %s: collector stopped: %r", self.source_id, error)
-            self._stream.fail(error)
 
     async def _run(self) -> None:
         while True:
