@@ -52,6 +52,6 @@ class SourceMap:
 def _addresses(source: Source) -> list[tuple[str, str]]:
     match source:
         case OpcUaSource():
-            return [(node.node, node.counter) for node in source.nodes]
+            return [(node.address, node.counter) for node in source.nodes]
         case MqttSource():
             return [(topic.topic, topic.counter) for topic in source.topics]

@@ -214,3 +214,70 @@ def test_schema_export(kind: str, capsys: pytest.CaptureFixture[str]) -> None:
     schema = json.loads(capsys.readouterr().out)
     assert schema["additionalProperties"] is False
     assert ("sites" if kind == "plant" else "plant") in schema["required"]
+
+
+OPCUA_SOURCE = """
+sources:
+  - type: opcua
+    id: plc
+    endpoint: opc.tcp://127.0.0.1:4840
+    groups: {fast: {publishing_interval_ms: 100}}
+    nodes:
+"""
+
+
+@pytest.mark.parametrize(
+    ("node", "key_path", "message"),
+    [
+        (
+            '{node: "ns=2;x=Bad", counter: neustadt/final/fa1/eol/tested}',
+            "nodes[0]",
+            "is not a NodeId",
+        ),
+        (
+            '{node: "ns=2;s=A", browse_path: /Objects/A, counter: neustadt/final/fa1/eol/tested}',
+            "nodes[0]",
+            "exactly one of 'node' or 'browse_path'",
+        ),
+        (
+            '{node: "ns=2;s=A", group: slow, counter: neustadt/final/fa1/eol/tested}',
+            "nodes[0].group",
+            "no group 'slow' (have: fast)",
+        ),
+        (
+            '{node: "ns=2;s=A", count_edges: rising, counter: neustadt/final/fa1/eol/tested}',
+            "nodes[0].count_edges",
+            "map them to an `increment` counter",
+        ),
+    ],
+)
+def test_opcua_node_problems_are_located(
+    tmp_path: Path, node: str, key_path: str, message: str
+) -> None:
+    head = PLANT_TEXT[: PLANT_TEXT.index("sources:")]
+    file = tmp_path / "plant.yaml"
+    file.write_text(head + OPCUA_SOURCE + f"      - {node}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_plant(file)
+    issue = caught.value.issues[0]
+    assert issue.key_path == f"sources[0].{key_path}"
+    assert message in issue.message
+    assert issue.line == len(file.read_text().splitlines())
+
+
+def test_opcua_group_settings_override_the_source_defaults(tmp_path: Path) -> None:
+    head = PLANT_TEXT[: PLANT_TEXT.index("sources:")]
+    file = tmp_path / "plant.yaml"
+    file.write_text(
+        head
+        + OPCUA_SOURCE
+        + "      - {node: 'ns=2;s=A', group: fast, counter: neustadt/final/fa1/eol/tested}\n"
+        + "      - {browse_path: /Objects/2:B, counter: neustadt/final/fa1/eol/passed}\n",
+        encoding="utf-8",
+    )
+    source = load_plant(file).sources[0]
+    assert source.type == "opcua"
+    fast, default = (source.settings_for(node) for node in source.nodes)
+    assert (fast.publishing_interval_ms, default.publishing_interval_ms) == (100, 500)
+    assert default.sampling_interval_ms == 0 and default.discard_oldest
+    assert source.nodes[1].address == "/Objects/2:B"

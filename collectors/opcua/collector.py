@@ -73,7 +73,8 @@ class OpcUaCollector(BackgroundCollector):
         self.source_id = source.id
         self.health = SourceHealth(source.id)
         self._source = source
-        self._nodes = parse_nodes(node.node for node in source.nodes)
+        self._nodes = parse_nodes(node.address for node in source.nodes)
+        self._settings = source.settings_for(source.nodes[0])
         self._by_handle = {node.handle: node.address for node in self._nodes}
         self._queue_size = queue_size
         self._backoff = backoff or Backoff()
@@ -103,7 +104,7 @@ class OpcUaCollector(BackgroundCollector):
         await client.connect()  # a failed connect cleans up after itself
         try:
             subscription = await client.create_subscription(
-                self._source.publishing_interval_ms,
+                self._settings.publishing_interval_ms,
                 None,  # iterator mode: asyncua queues, we pull
                 queue_maxsize=self._queue_size,
                 overflow=OverflowPolicy.DROP_OLDEST,
@@ -135,10 +136,10 @@ class OpcUaCollector(BackgroundCollector):
             client,
             subscription,
             nodes,
-            sampling_ms=self._source.sampling_interval_ms,
-            queue=self._source.queue_size
+            sampling_ms=self._settings.sampling_interval_ms,
+            queue=self._settings.queue_size
             or item_queue_size(
-                self._source.publishing_interval_ms, self._source.sampling_interval_ms
+                self._settings.publishing_interval_ms, self._settings.sampling_interval_ms
             ),
             batch=batch,
         )

@@ -33,6 +33,7 @@ def check_plant(plant: Plant) -> list[Problem]:
     problems += _duplicates((("sources", i, "id"), s.id) for i, s in enumerate(plant.sources))
     problems += _duplicates((("milestones", i, "id"), m.id) for i, m in enumerate(plant.milestones))
     problems += _check_mappings(plant)
+    problems += _check_opcua_nodes(plant)
     problems += _check_milestones(plant)
     return problems
 
@@ -102,6 +103,31 @@ def _check_mappings(plant: Plant) -> list[Problem]:
                 )
             else:
                 mapped[counter] = path
+    return problems
+
+
+def _check_opcua_nodes(plant: Plant) -> list[Problem]:
+    """Groups that exist, edge counting only into `increment` counters, one mapping a node."""
+    problems: list[Problem] = []
+    for si, source in enumerate(plant.sources):
+        if not isinstance(source, OpcUaSource):
+            continue
+        problems += _duplicates(
+            (("sources", si, "nodes", ni, "node" if n.node else "browse_path"), n.address)
+            for ni, n in enumerate(source.nodes)
+        )
+        for ni, node in enumerate(source.nodes):
+            at = ("sources", si, "nodes", ni)
+            if node.group is not None and node.group not in source.groups:
+                known = ", ".join(sorted(source.groups)) or "none"
+                problems.append(((*at, "group"), f"no group '{node.group}' (have: {known})"))
+            if node.count_edges is None or counter_reference_problem(plant, node.counter):
+                continue
+            counter = plant.counter(CounterPath.parse(node.counter))
+            if counter is not None and counter.semantics != "increment":
+                problems.append(
+                    ((*at, "count_edges"), "edges are units: map them to an `increment` counter")
+                )
     return problems
 
 

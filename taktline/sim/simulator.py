@@ -80,6 +80,10 @@ class PlantSimulator:
         feeds = []
         for node in source.nodes:
             path = self._mapped(source.id, node.counter)
+            if node.node is None or node.index is not None:
+                raise SimulatorError(
+                    f"source '{source.id}': the simulator serves NodeIds only, not {node.address}"
+                )
             feeds.append(NodeFeed(node.node, path, self._production.counter(path).width))
         return feeds
 
