@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from collectors.base import Collector
 from collectors.mqtt import MqttCollector
 from collectors.opcua import OpcUaCollector
 from taktline.model.sources import MqttSource, OpcUaSource, Source
 
 
-def create_collector(source: Source) -> Collector:
-    """The (unstarted) collector for `source`; use it as `async with`."""
+def create_collector(source: Source, state_dir: Path | None = None) -> Collector:
+    """The (unstarted) collector for `source`; use it as `async with`.
+
+    `state_dir` is the edge's state folder: an OPC UA collector keeps its generated client
+    certificate and its trusted server certificates under `pki/{source id}/` there.
+    """
     match source:
         case OpcUaSource():
-            return OpcUaCollector(source)
+            pki_dir = state_dir / "pki" / source.id if state_dir is not None else None
+            return OpcUaCollector(source, pki_dir=pki_dir)
         case MqttSource():
             return MqttCollector(source)

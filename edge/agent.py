@@ -17,6 +17,7 @@ import contextlib
 import logging
 from collections import Counter as Tally
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -55,7 +56,7 @@ _LOGGED = {Decision.RESET, Decision.ROLLOVER, Decision.GLITCH}
 _FULL_RETRY_S = 0.2
 _FLUSH_TIMEOUT_S = 10.0
 
-CollectorFactory = Callable[[Source], Collector]
+CollectorFactory = Callable[[Source, Path], Collector]
 
 
 class EdgeAgent:
@@ -187,7 +188,9 @@ class EdgeAgent:
         self._stack.push_async_callback(self._flush)
         self._spawn(self._commit_loop(), "committer", "committer")
         for source in self.map.sources:
-            collector = await self._stack.enter_async_context(self._collector_factory(source))
+            collector = await self._stack.enter_async_context(
+                self._collector_factory(source, self.settings.state_dir)
+            )
             self._collectors.append(collector)
         self._stack.push_async_callback(self._cancel_tasks, "readers")
         for collector in self._collectors:

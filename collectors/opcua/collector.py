@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 from asyncua.client.client import Client
 from asyncua.common.subscription import (
@@ -64,12 +65,14 @@ class OpcUaCollector(BackgroundCollector):
         self,
         source: OpcUaSource,
         *,
+        pki_dir: Path | None = None,
         queue_size: int = 10_000,
         backoff: Backoff | None = None,
         request_timeout_s: float = 4.0,
         watchdog_interval_s: float = 1.0,
     ) -> None:
         check_security(source.security)
+        self._pki_dir = pki_dir
         self.source_id = source.id
         self.health = SourceHealth(source.id)
         self._source = source
@@ -97,7 +100,10 @@ class OpcUaCollector(BackgroundCollector):
 
     async def _session(self) -> None:
         client = await build_client(
-            self._source, timeout_s=self._timeout_s, watchdog_s=self._watchdog_s
+            self._source,
+            pki_dir=self._pki_dir,
+            timeout_s=self._timeout_s,
+            watchdog_s=self._watchdog_s,
         )
         client.connection_lost_callback = self._on_connection_lost
         self._lost = None

@@ -48,8 +48,12 @@ def _application_uri(certificate: Path) -> str | None:
     return uris[0] if uris else None
 
 
-async def build_client(source: OpcUaSource, *, timeout_s: float, watchdog_s: float) -> Client:
+async def build_client(
+    source: OpcUaSource, *, pki_dir: Path | None, timeout_s: float, watchdog_s: float
+) -> Client:
     """A configured, unconnected Client; reveals the password now (SecretError if unreadable).
+
+    `pki_dir` is where a generated client certificate and trusted server certificates live.
 
     asyncua's own auto-reconnect stays off: the collector closes and rebuilds the session.
     With a policy but no `server_certificate`, asyncua fetches it from the server's endpoints.
