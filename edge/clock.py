@@ -31,9 +31,11 @@ def now_ns() -> int:
 
 
 def reading_ts_ns(reading: Reading) -> int:
-    """The time an update is stamped with: the source timestamp when it is plausible (after 2000,
-    not more than a day ahead of reception), else the server timestamp, else reception time."""
-    for ts in (reading.source_ts, reading.server_ts):
+    """The time an update is stamped with: the reading's chosen timestamp (`stamp`, the source
+    timestamp by default) when it is plausible (after 2000, not more than a day ahead of
+    reception), else the other one, else reception time."""
+    chosen = (reading.source_ts, reading.server_ts)
+    for ts in chosen if reading.stamp == "source" else reversed(chosen):
         if ts is not None and _plausible(ts, reading.received_at):
             return to_ns(ts)
     return to_ns(reading.received_at)

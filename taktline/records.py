@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
 from taktline.model.paths import CounterPath
 
@@ -33,6 +34,9 @@ class Reading:
     received_at: dt.datetime
     quality: Quality = Quality.GOOD
     message_id: str | None = None
+    stamp: Literal["source", "server"] = "source"
+    """Which timestamp stamps the point (the source's `timestamp` setting); the other is the
+    fallback when the chosen one is missing or implausible, reception time the last resort."""
 
 
 @dataclass(frozen=True, slots=True)
