@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from collectors.mqtt import MqttCollector
@@ -34,15 +36,20 @@ def test_each_source_type_gets_its_collector() -> None:
     assert not opcua_collector.health.connected
 
 
-def test_an_impossible_security_section_fails_at_construction() -> None:
+def test_an_unreadable_client_certificate_fails_at_construction(tmp_path: Path) -> None:
     source = OpcUaSource.model_validate(
         {
             "type": "opcua",
             "id": "eol-fa1",
             "endpoint": "opc.tcp://127.0.0.1:4840",
-            "security": {"policy": "Basic256Sha256", "mode": "SignAndEncrypt"},
+            "security": {
+                "policy": "Basic256Sha256",
+                "mode": "SignAndEncrypt",
+                "certificate": str(tmp_path / "missing-cert.der"),
+                "private_key": str(tmp_path / "missing-key.pem"),
+            },
             "nodes": [{"node": "ns=2;s=A", "counter": "s/a/l/st/passed"}],
         }
     )
-    with pytest.raises(ValueError, match="needs certificate and private_key"):
+    with pytest.raises(ValueError, match="cannot read certificate"):
         create_collector(source)

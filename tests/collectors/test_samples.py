@@ -29,10 +29,12 @@ def test_readme_documents_every_option_of_the_sample(protocol: str) -> None:
     fragment = yaml.safe_load((COLLECTORS / protocol / "sample.yaml").read_text(encoding="utf-8"))
     keys: set[str] = set()
     for key, value in fragment["sources"][0].items():
-        if isinstance(value, dict) and not {"env", "file"} & set(value):  # a secret is a leaf
+        if isinstance(value, dict) and all(isinstance(v, dict) for v in value.values()):
+            keys.add(f"{key}.NAME.*")  # a named map, e.g. groups
+        elif isinstance(value, dict) and not {"env", "file"} & set(value):  # a secret is a leaf
             keys |= {f"{key}.{sub}" for sub in value}
-        elif isinstance(value, list):
-            keys |= {f"{key}[].{sub}" for sub in value[0]}
+        elif isinstance(value, list) and isinstance(value[0], dict):
+            keys |= {f"{key}[].{sub}" for item in value for sub in item}
         else:
             keys.add(key)
     assert {key for key in keys if f"`{key}`" not in readme} == set()
