@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 need=()
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 have mosquitto || need+=(mosquitto)
+have mosquitto_sub || need+=(mosquitto-clients)
 have influxd || need+=(influxdb)
 have chromium || need+=(chromium fonts-dejavu-core)
 if ((${#need[@]})); then

@@ -3,15 +3,19 @@
 A collector connects to one source of the plant file, keeps itself connected (reconnecting with
 backoff, logging once on failure and once on recovery), and yields every value it receives as a
 `Reading` whose `address` is the node or topic string of the source's mapping.
+
+A collector whose source redelivers what was not acknowledged (MQTT QoS 1) is also
+`Acknowledging`: its readings carry a `receipt`, and the edge hands the receipts back, in order,
+after the outbox commit that holds those readings. Other collectors ignore receipts.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol, Self, runtime_checkable
 
 from taktline.records import Reading
 
@@ -46,4 +50,13 @@ class Collector(Protocol):
 
     def readings(self) -> AsyncIterator[Reading]:
         """Every reading, in arrival order, until the collector is closed."""
+        ...
+
+
+@runtime_checkable
+class Acknowledging(Protocol):
+    """A collector that acknowledges to its source only what the edge has stored."""
+
+    def acknowledge(self, receipts: Sequence[int]) -> None:
+        """The readings with these receipts are in the outbox (or were discarded by the edge)."""
         ...

@@ -8,6 +8,10 @@ transaction. When the outbox is full it keeps the batch, raises the `outbox full
 metrics, one log line) and retries until a sink made room; meanwhile the queue fills and the
 collectors are held back. Nothing is dropped. Each sink delivers from its own outbox cursor in
 its own task.
+
+Acknowledgement: after the commit that holds a batch, the receipts of its readings (mapped or
+not, counted or not) go back, in order, to the collector that made them when it is
+`Acknowledging` (an MQTT QoS 1 message is acknowledged to the broker only then).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from collectors.base import Collector
+from collectors.base import Acknowledging, Collector
 from collectors.registry import create_collector
 from edge.clock import from_ns, now_ns, reading_ts_ns, to_ns
 from edge.counters import (
@@ -55,6 +59,9 @@ HISTORY_WITHOUT_INFLUXDB = 100_000
 _LOGGED = {Decision.RESET, Decision.ROLLOVER, Decision.GLITCH}
 _FULL_RETRY_S = 0.2
 _FLUSH_TIMEOUT_S = 10.0
+_MAX_BATCH = 10_000
+"""Most readings in one commit; a batch also stays below a tenth of the outbox, so it always
+fits once the sinks made room."""
 
 CollectorFactory = Callable[[Source, Path], Collector]
 
@@ -81,6 +88,7 @@ class EdgeAgent:
         self._queue: asyncio.Queue[Reading] = asyncio.Queue(maxsize=queue_size)
         self._in_flight = 0
         self._collectors: list[Collector] = []
+        self._acknowledging: dict[str, Acknowledging] = {}
         self._sinks: list[Sink] = []
         self._counters: dict[CounterPath, CounterLogic] = {}
         self._decisions: dict[CounterPath, Tally[Decision]] = {}
@@ -192,6 +200,8 @@ class EdgeAgent:
                 self._collector_factory(source, self.settings.state_dir)
             )
             self._collectors.append(collector)
+            if isinstance(collector, Acknowledging):
+                self._acknowledging[collector.source_id] = collector
         self._stack.push_async_callback(self._cancel_tasks, "readers")
         for collector in self._collectors:
             self._spawn(self._read(collector), f"reader:{collector.source_id}", "readers")
@@ -253,11 +263,12 @@ class EdgeAgent:
             return []  # nothing came: still commit what expiry confirms
         batch = [first]
         self._in_flight = 1
+        most = max(1, min(_MAX_BATCH, self.settings.outbox.max_records // 10))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.outbox.commit_interval_ms / 1000
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout_at(deadline):
-                while True:
+                while len(batch) < most:
                     batch.append(await self._queue.get())
                     self._in_flight = len(batch)
         return batch
@@ -289,7 +300,19 @@ class EdgeAgent:
         if touched:
             states = {str(path): self._counters[path].state_json() for path in touched}
             await self._append(updates, states)
+        self._acknowledge(readings)
         self._in_flight = 0
+
+    def _acknowledge(self, readings: list[Reading]) -> None:
+        """Hand the receipts of committed readings back to their collectors, in order."""
+        receipts: dict[str, list[int]] = {}
+        for reading in readings:
+            if reading.receipt is not None:
+                receipts.setdefault(reading.source_id, []).append(reading.receipt)
+        for source_id, items in receipts.items():
+            collector = self._acknowledging.get(source_id)
+            if collector is not None:
+                collector.acknowledge(items)
 
     def _record(self, path: CounterPath, step: Step, updates: list[CounterUpdate]) -> None:
         self._decisions[path][step.decision] += 1

@@ -275,13 +275,19 @@ def after(previous_ns: int | None, ts_ns: int) -> int:
     return ts_ns if previous_ns is None or ts_ns > previous_ns else previous_ns + TIE_STEP_NS
 
 
+DEDUPE_WINDOW = 2048
+"""Message ids an `increment` counter remembers (persisted with its state). For exactly-once
+counting across an edge crash it must cover what was committed but not yet acknowledged to the
+source: at most an MQTT source's `receive_maximum` (default 1000) messages."""
+
+
 class IncrementCounter:
     """Each message adds its quantity; message ids seen recently are duplicates."""
 
     def __init__(
         self,
         initial_total: int | None = None,
-        dedupe_window: int = 256,
+        dedupe_window: int = DEDUPE_WINDOW,
         state: dict[str, Any] | None = None,
     ) -> None:
         self.dedupe_window = dedupe_window

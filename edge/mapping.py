@@ -29,7 +29,7 @@ class SourceMap:
         ]
         self._by_address: dict[tuple[str, str], MappedCounter] = {}
         for source in self.sources:
-            for address, text in _addresses(source):
+            for address, text in _addresses(source, plant):
                 path = CounterPath.parse(text)
                 counter = plant.counter(path)
                 if counter is None:
@@ -49,9 +49,9 @@ class SourceMap:
         return {mapped.path: mapped.counter for mapped in self._by_address.values()}
 
 
-def _addresses(source: Source) -> list[tuple[str, str]]:
+def _addresses(source: Source, plant: Plant) -> list[tuple[str, str]]:
     match source:
         case OpcUaSource():
             return [(node.address, node.counter) for node in source.nodes]
         case MqttSource():
-            return [(topic.topic, topic.counter) for topic in source.topics]
+            return source.addresses(path for path, _ in plant.counters())

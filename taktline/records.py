@@ -37,6 +37,10 @@ class Reading:
     stamp: Literal["source", "server"] = "source"
     """Which timestamp stamps the point (the source's `timestamp` setting); the other is the
     fallback when the chosen one is missing or implausible, reception time the last resort."""
+    receipt: int | None = None
+    """Opaque to all but the collector that made it: the edge hands it back to that collector
+    (`Acknowledging.acknowledge`) after the outbox commit that holds this reading (an MQTT
+    QoS 1 message is acknowledged only then)."""
 
 
 @dataclass(frozen=True, slots=True)

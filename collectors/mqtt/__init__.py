@@ -1,4 +1,5 @@
-"""MQTT input: count messages on mapped topics (plain numbers or JSON); see README.md."""
+"""MQTT input: mapped topics, topic templates and Sparkplug B nodes as Readings, acknowledged
+after the edge's commit; see README.md."""
 
 from collectors.mqtt.collector import MqttCollector
 

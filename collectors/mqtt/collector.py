@@ -1,126 +1,181 @@
-"""The MQTT collector: subscribe to the mapped topics, turn each message into a Reading.
+"""The MQTT collector: mapped topics, topic templates and Sparkplug B nodes into Readings.
 
-Data path and overflow: paho/aiomqtt receive (and acknowledge QoS 1) messages into aiomqtt's
-incoming queue -> receive task (here: parse) -> ReadingStream (bounded, BLOCK). While the
-consumer is slow the receive task waits (back-pressure) and aiomqtt keeps queueing incoming
-messages (unbounded: `taktline.mqttclient` sets no `max_queued_incoming_messages`).
+Data path and overflow (each stage bounded; see README.md, "Flow control"):
+
+    broker --(QoS 1: at most receive_maximum unacknowledged)--> paho thread
+    -> MqttSession pending list (max_pending, BLOCK: holds the paho thread)
+    -> this task: parse a batch -> ReadingStream (queue_size, BLOCK) -> the edge
+    -> outbox commit -> `acknowledge(receipts)` -> PUBACK
+
+A QoS 1 message that becomes a reading carries a receipt and is acknowledged only when the edge
+hands the receipt back after the outbox commit that holds it. A message that becomes no reading
+(rejected, a duplicate, a Sparkplug metric nobody mapped) is acknowledged at once.
 """
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
+import datetime as dt
 import logging
+import time
+from collections.abc import Sequence
 
-import aiomqtt
+import paho.mqtt.client as paho
 
 from collectors.base import SourceHealth
+from collectors.mqtt.dedupe import RecentIds
 from collectors.mqtt.payload import PayloadError, Rejection, parse
-from collectors.support import (
-    BackgroundCollector,
-    Backoff,
-    OutageLog,
-    ReadingStream,
-    Throttle,
-    utc_now,
-)
-from taktline.model.sources import MqttSource, MqttTopic
-from taktline.mqttclient import mqtt_client
-from taktline.records import Reading
+from collectors.mqtt.routes import Router
+from collectors.mqtt.session import MqttSession
+from collectors.mqtt.sparkplug import codec
+from collectors.mqtt.sparkplug.host import HostStats, SparkplugHost
+from collectors.support import BackgroundCollector, Backoff, ReadingStream, Throttle, utc_now
+from taktline.model.sources import MqttSource
+from taktline.records import Quality, Reading
 
 log = logging.getLogger(__name__)
 
 
 class MqttCollector(BackgroundCollector):
-    """Reads the mapped topics of one broker as Readings (see the module docstring).
+    """Reads one broker's mapped topics, templates and Sparkplug B group as Readings.
 
-    The session is persistent (a stable client id: the configured one, else
-    `taktline-<source id>`), and every connect subscribes again, so a broker that lost its
-    state is fine too. Bad messages are counted in `health.rejected` and per reason in
-    `health.rejected_by_reason`, logged at most once per topic per minute, and never stop
-    the collector.
+    Bad messages are counted in `health.rejected` and per reason in
+    `health.rejected_by_reason`, logged at most once per topic per minute, acknowledged, and
+    never stop the collector. Duplicates (same message id on the same address within
+    `dedupe_window` messages) are counted under `duplicate` and dropped.
     """
 
     def __init__(
-        self, source: MqttSource, *, queue_size: int = 10_000, backoff: Backoff | None = None
+        self,
+        source: MqttSource,
+        *,
+        queue_size: int = 10_000,
+        backoff: Backoff | None = None,
+        max_pending: int | None = None,
     ) -> None:
         self.source_id = source.id
         self.health = SourceHealth(source.id)
         self._source = source
-        self._filters = list(dict.fromkeys(mapping.topic for mapping in source.topics))
-        self._exact = {m.topic: m for m in reversed(source.topics) if not _is_wildcard(m.topic)}
-        self._wildcards = [m for m in source.topics if _is_wildcard(m.topic)]
-        self._backoff = backoff or Backoff()
-        self._queue_size = queue_size
+        self._router = Router(source)
+        self._recent = RecentIds(source.dedupe_window)
+        self._host = SparkplugHost(source.sparkplug) if source.sparkplug else None
+        subscriptions = [(topic, source.qos) for topic in self._router.subscriptions]
+        if source.sparkplug is not None:
+            subscriptions += [(t, source.qos) for t in codec.filters(source.sparkplug.group)]
+        self._session = MqttSession(
+            source.broker,
+            client_id=source.broker.client_id or f"taktline-{source.id}",
+            subscriptions=subscriptions,
+            health=self.health,
+            backoff=backoff or Backoff(),
+            receive_maximum=source.receive_maximum,
+            max_pending=max_pending or max(queue_size, source.receive_maximum),
+        )
         self._stream = ReadingStream(self.health, queue_size)
-        self._outage = OutageLog(log, self.health)
         self._throttle = Throttle()
-        self._sessions = 0
+
+    @property
+    def sparkplug(self) -> HostStats | None:
+        """Sparkplug births, deaths, seq gaps and rebirth requests (None without Sparkplug)."""
+        return self._host.stats if self._host is not None else None
+
+    def acknowledge(self, receipts: Sequence[int]) -> None:
+        """The edge committed the readings with these receipts: acknowledge their messages."""
+        self._session.ack(receipts)
 
     async def _run(self) -> None:
-        # Built here (aiomqtt needs a running loop) and reused for every reconnect.
-        client = mqtt_client(
-            self._source.broker,
-            identifier=self._source.broker.client_id or f"taktline-{self.source_id}",
-            persistent_session=True,
-            max_queued_incoming=self._queue_size,
-        )
-        while True:
-            try:
-                async with client:
-                    await self._subscribe(client)
-                    if self._sessions:
-                        self.health.reconnects += 1
-                    self._sessions += 1
-                    self._backoff.reset()
-                    self._outage.connected()
-                    async for message in client.messages:
-                        await self._handle(message)
-            except aiomqtt.MqttError as exc:
-                cause = f" ({exc.__cause__})" if exc.__cause__ else ""
-                self._outage.failed(f"{type(exc).__name__}: {exc}{cause}")
-            await asyncio.sleep(self._backoff.next_delay())
+        async with self._session:
+            generation = 0
+            while True:
+                batch = await self._session.next_batch()
+                received_at = utc_now()
+                for item in batch:
+                    if isinstance(item, int):
+                        generation = item
+                        continue
+                    receipt = self._session.receipt(generation, item.mid) if item.qos else None
+                    readings = self._readings(item, received_at, receipt)
+                    if not readings and receipt is not None:
+                        self._session.ack([receipt])
+                    for reading in readings:
+                        await self._stream.put(reading)
 
-    async def _subscribe(self, client: aiomqtt.Client) -> None:
-        for topic in self._filters:
-            granted = await client.subscribe(topic, qos=self._source.qos)
-            if any(_refused(code) for code in granted):
-                log.warning("source %s: broker refused subscription to %s", self.source_id, topic)
-
-    async def _handle(self, message: aiomqtt.Message) -> None:
-        topic = message.topic.value
-        mapping = self._mapping(message.topic)
+    def _readings(
+        self, message: paho.MQTTMessage, received_at: dt.datetime, receipt: int | None
+    ) -> list[Reading]:
+        """The readings one message carries (none when it is rejected or a duplicate); the
+        last one carries the message's receipt."""
         try:
-            if mapping is None:
+            topic = message.topic
+        except UnicodeDecodeError:
+            self._reject("(not UTF-8)", PayloadError(Rejection.UNKNOWN_TOPIC, "topic not UTF-8"))
+            return []
+        try:
+            route = self._router.route(topic)
+            if route is None:
+                if self._host is not None and topic.startswith(codec.NAMESPACE + "/"):
+                    readings = self._sparkplug(topic, message.payload)
+                    if readings and receipt is not None:
+                        readings[-1] = dataclasses.replace(readings[-1], receipt=receipt)
+                    return readings
                 raise PayloadError(Rejection.UNKNOWN_TOPIC, "no mapping for this topic")
-            if not isinstance(message.payload, bytes | bytearray):
-                raise PayloadError(Rejection.WRONG_TYPE, "payload is not bytes")
-            count = parse(mapping, bytes(message.payload))
+            count = parse(route.payload, message.payload, self._source.max_payload_bytes)
         except PayloadError as exc:
             self._reject(topic, exc)
-            return
-        await self._stream.put(
+            return []
+        if count.message_id is not None and self._recent.seen_before(
+            route.address, count.message_id
+        ):
+            self._count("duplicate")
+            return []
+        return [
             Reading(
-                source_id=self.source_id,
-                address=mapping.topic,
-                value=count.value,
-                source_ts=count.ts,
-                server_ts=None,
-                received_at=utc_now(),
+                self.source_id,
+                route.address,
+                count.value,
+                count.ts,
+                None,
+                received_at,
+                message_id=count.message_id,
+                receipt=receipt,
             )
-        )
+        ]
 
-    def _mapping(self, topic: aiomqtt.Topic) -> MqttTopic | None:
-        """The first mapping (in config order) whose topic or filter matches."""
-        exact = self._exact.get(topic.value)
-        wildcard = next((m for m in self._wildcards if topic.matches(m.topic)), None)
-        if exact is None or wildcard is None:
-            return exact or wildcard
-        return min(exact, wildcard, key=self._source.topics.index)
+    def _sparkplug(self, topic: str, payload: bytes | bytearray) -> list[Reading]:
+        assert self._host is not None
+        parts = codec.parse_topic(topic)
+        if parts is None or parts.group != self._host.group:
+            raise PayloadError(Rejection.UNKNOWN_TOPIC, "not a Sparkplug topic of this group")
+        if len(payload) > self._source.max_payload_bytes:
+            raise PayloadError(Rejection.TOO_LARGE, f"{len(payload)} bytes")
+        decoded = codec.decode(payload)
+        outcome = self._host.handle(parts, decoded, time.monotonic())
+        now = utc_now()
+        if outcome.rebirth:
+            log.info("sparkplug %s/%s: asking for a rebirth", parts.group, parts.node)
+            self._session.publish(
+                f"{codec.NAMESPACE}/{parts.group}/NCMD/{parts.node}", codec.rebirth_request(now)
+            )
+        for reason, detail in outcome.problems:
+            self._reject(topic, PayloadError(reason, detail))
+        readings = [
+            Reading(self.source_id, address, None, None, None, now, Quality.BAD)
+            for address in outcome.stale
+        ]
+        for address, metric in outcome.values:
+            try:
+                value = codec.metric_count(metric)
+                ts = codec.metric_ts(metric, decoded)
+            except PayloadError as exc:
+                self._reject(topic, exc)
+                continue
+            quality = Quality.GOOD if value is not None else Quality.BAD
+            readings.append(Reading(self.source_id, address, value, ts, None, now, quality))
+        return readings
 
     def _reject(self, topic: str, error: PayloadError) -> None:
         self.health.rejected += 1
-        by_reason = self.health.rejected_by_reason
-        by_reason[error.reason] = by_reason.get(error.reason, 0) + 1
+        self._count(error.reason)
         if self._throttle.ready(topic):
             log.warning(
                 "source %s: rejected message on %s: %s (%d rejected so far)",
@@ -130,13 +185,6 @@ class MqttCollector(BackgroundCollector):
                 self.health.rejected,
             )
 
-
-def _is_wildcard(topic: str) -> bool:
-    return "+" in topic.split("/") or topic.endswith("#")
-
-
-def _refused(code: object) -> bool:
-    """A SUBACK entry that refuses: 0x80 (3.1.1) or a failure reason code (5)."""
-    if isinstance(code, int):
-        return code >= 0x80
-    return bool(getattr(code, "is_failure", False))
+    def _count(self, reason: str) -> None:
+        by_reason = self.health.rejected_by_reason
+        by_reason[reason] = by_reason.get(reason, 0) + 1

@@ -1,4 +1,5 @@
-"""MQTT payloads to counts: a plain number, or JSON with the count (and a time) at dotted paths.
+"""MQTT payloads to counts: a plain number, JSON with the count, time and message id at dotted
+paths, or one unit per message.
 
 Everything a device sends is untrusted: each way a payload can be wrong is a `Rejection`.
 """
@@ -12,9 +13,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeGuard
 
-from taktline.model.sources import MqttTopic
+from taktline.model.sources import TIMESTAMP_UNITS, MqttPayload
 
 MAX_PAYLOAD_BYTES = 64 * 1024
+"""The default `max_payload_bytes` of a source."""
 
 
 class Rejection(StrEnum):
@@ -29,6 +31,9 @@ class Rejection(StrEnum):
     NOT_INTEGER = "not_integer"
     BAD_TIMESTAMP = "bad_timestamp"
     UNKNOWN_TOPIC = "unknown_topic"
+    NOT_SPARKPLUG = "not_sparkplug"
+    UNKNOWN_ALIAS = "unknown_alias"
+    NO_BIRTH = "no_birth"
 
 
 class PayloadError(ValueError):
@@ -44,30 +49,56 @@ class PayloadError(ValueError):
 class Count:
     """What a valid payload carries."""
 
-    value: int
+    value: int | None
+    """The number (a total, or a quantity); None: the message is one unit."""
     ts: dt.datetime | None
+    message_id: str | None = None
 
 
-def parse(mapping: MqttTopic, payload: bytes) -> Count:
-    """The count (and timestamp) in `payload` as `mapping` describes it; raises PayloadError."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise PayloadError(Rejection.TOO_LARGE, f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+def parse(
+    mapping: MqttPayload, payload: bytes | bytearray, max_bytes: int = MAX_PAYLOAD_BYTES
+) -> Count:
+    """The count (timestamp, message id) in `payload` as `mapping` describes it; raises
+    PayloadError."""
+    if len(payload) > max_bytes:
+        raise PayloadError(Rejection.TOO_LARGE, f"{len(payload)} bytes > {max_bytes}")
+    if mapping.each_message_counts and not mapping.needs_json:
+        return Count(None, None)
     try:
-        document = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        reason = Rejection.NOT_A_NUMBER if mapping.value is None else Rejection.NOT_JSON
+        document = json.loads(payload.decode())  # str: json skips its encoding detection
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        reason = Rejection.NOT_JSON if mapping.needs_json else Rejection.NOT_A_NUMBER
         raise PayloadError(reason, "payload does not parse") from None
-    if mapping.value is None:
-        if not _is_number(document):
-            raise PayloadError(Rejection.NOT_A_NUMBER, f"payload is a {type(document).__name__}")
-        return Count(_count(document), None)
-    value = _at(document, mapping.value)
+    if mapping.value is not None:
+        count: int | None = _count(_number(_at(document, mapping.value), mapping.value))
+    elif mapping.each_message_counts:
+        count = None
+    elif _is_number(document):
+        count = _count(document)
+    else:
+        raise PayloadError(Rejection.NOT_A_NUMBER, f"payload is a {type(document).__name__}")
+    ts = None
+    if mapping.timestamp is not None:
+        unit = TIMESTAMP_UNITS[mapping.timestamp_unit]
+        ts = _timestamp(_at(document, mapping.timestamp), mapping.timestamp, unit)
+    message_id = None
+    if mapping.message_id is not None:
+        message_id = _message_id(_at(document, mapping.message_id), mapping.message_id)
+    return Count(count, ts, message_id)
+
+
+def _number(value: object, path: str) -> int | float:
     if not _is_number(value):
-        raise PayloadError(Rejection.WRONG_TYPE, f"{mapping.value} is a {type(value).__name__}")
-    count = _count(value)
-    if mapping.timestamp is None:
-        return Count(count, None)
-    return Count(count, _timestamp(_at(document, mapping.timestamp), mapping.timestamp))
+        raise PayloadError(Rejection.WRONG_TYPE, f"{path} is a {type(value).__name__}")
+    return value
+
+
+def _message_id(value: object, path: str) -> str:
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise PayloadError(Rejection.WRONG_TYPE, f"{path} is no message id (a string or integer)")
 
 
 def _is_number(value: object) -> TypeGuard[int | float]:
@@ -97,14 +128,22 @@ def _at(document: object, path: str) -> object:
     return node
 
 
-def _timestamp(value: object, path: str) -> dt.datetime:
-    """ISO 8601 (no offset: UTC) or epoch milliseconds, as an aware UTC datetime."""
+def _timestamp(value: object, path: str, per_second: int) -> dt.datetime:
+    """ISO 8601 (no offset: UTC) or an epoch number (`per_second` units a second), as an
+    aware UTC datetime."""
     try:
         if isinstance(value, str):
             ts = dt.datetime.fromisoformat(value)
             return ts.replace(tzinfo=dt.UTC) if ts.tzinfo is None else ts.astimezone(dt.UTC)
         if _is_number(value):
-            return dt.datetime.fromtimestamp(value / 1000, dt.UTC)
+            if isinstance(value, int) and per_second > 1:  # exact: no float rounding of ns
+                seconds, rest = divmod(value, per_second)
+                micros = rest * 1_000_000 // per_second
+                return _EPOCH + dt.timedelta(seconds=seconds, microseconds=micros)
+            return dt.datetime.fromtimestamp(value / per_second, dt.UTC)
     except (ValueError, OverflowError, OSError):
         pass
-    raise PayloadError(Rejection.BAD_TIMESTAMP, f"{path} is no ISO 8601 time or epoch ms")
+    raise PayloadError(Rejection.BAD_TIMESTAMP, f"{path} is no ISO 8601 time or epoch number")
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

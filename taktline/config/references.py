@@ -8,7 +8,7 @@ from taktline.config.yaml_source import KeyPath, format_key_path
 from taktline.model.assets import Line
 from taktline.model.paths import CounterPath
 from taktline.model.plant import Plant
-from taktline.model.sources import MqttSource, OpcUaSource
+from taktline.model.sources import TEMPLATE_LEVELS, MqttSource, OpcUaSource
 
 Problem = tuple[KeyPath, str]
 
@@ -34,6 +34,7 @@ def check_plant(plant: Plant) -> list[Problem]:
     problems += _duplicates((("milestones", i, "id"), m.id) for i, m in enumerate(plant.milestones))
     problems += _check_mappings(plant)
     problems += _check_opcua_nodes(plant)
+    problems += _check_mqtt(plant)
     problems += _check_milestones(plant)
     return problems
 
@@ -87,6 +88,12 @@ def _check_mappings(plant: Plant) -> list[Problem]:
                 (("sources", si, "topics", ti, "counter"), t.counter)
                 for ti, t in enumerate(source.topics)
             ]
+            if source.sparkplug is not None:
+                refs += [
+                    (("sources", si, "sparkplug", "metrics", mi, "counter"), m.counter)
+                    for mi, m in enumerate(source.sparkplug.metrics)
+                ]
+            refs += _template_counters(plant, si, source)
         for path, text in refs:
             problem = counter_reference_problem(plant, text)
             if problem:
@@ -128,6 +135,57 @@ def _check_opcua_nodes(plant: Plant) -> list[Problem]:
                 problems.append(
                     ((*at, "count_edges"), "edges are units: map them to an `increment` counter")
                 )
+    return problems
+
+
+def _template_counters(plant: Plant, si: int, source: MqttSource) -> list[tuple[KeyPath, str]]:
+    """The counters the source's templates reach, each at the key of its template."""
+    found: list[tuple[KeyPath, str]] = []
+    paths = [path for path, _ in plant.counters()]
+    for ti, template in enumerate(source.templates):
+        single = source.model_copy(
+            update={"topics": [], "templates": [template], "sparkplug": None}
+        )
+        found += [
+            (("sources", si, "templates", ti, "topic"), c) for _, c in single.addresses(paths)
+        ]
+    return found
+
+
+def _check_mqtt(plant: Plant) -> list[Problem]:
+    """Templates that reach a counter, one counter per reading address, one mapping a metric."""
+    problems: list[Problem] = []
+    paths = [path for path, _ in plant.counters()]
+    for si, source in enumerate(plant.sources):
+        if not isinstance(source, MqttSource):
+            continue
+        for ti, template in enumerate(source.templates):
+            at = ("sources", si, "templates", ti, "topic")
+            if not any(
+                template.accepts(dict(zip(TEMPLATE_LEVELS, str(p).split("/"), strict=True)))
+                for p in paths
+            ):
+                problems.append(
+                    (at, f"template '{template.topic}' reaches no counter of the plant")
+                )
+        counters: dict[str, str] = {}
+        for address, counter in source.addresses(paths):
+            if counters.setdefault(address, counter) != counter:
+                problems.append(
+                    (
+                        ("sources", si, "templates"),
+                        f"messages on '{address}' would count for both '{counters[address]}'"
+                        f" and '{counter}': name more levels in the template",
+                    )
+                )
+        if source.sparkplug is not None:
+            problems += _duplicates(
+                (
+                    ("sources", si, "sparkplug", "metrics", mi, "metric"),
+                    f"{m.node}/{m.device or ''}:{m.metric}",
+                )
+                for mi, m in enumerate(source.sparkplug.metrics)
+            )
     return problems
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -10,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from taktline.model.base import ConfigPath, Slug, StrictModel
 from taktline.model.connections import MqttConnection
+from taktline.model.paths import CounterPath
 from taktline.model.secrets import SecretRef
 
 NODE_ID = re.compile(
@@ -193,28 +195,219 @@ class ResolvedSubscription:
     deadband: float | None
 
 
-class MqttTopic(StrictModel):
-    """One MQTT topic read as one counter."""
+TIMESTAMP_UNITS = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+"""Epoch timestamp units in a JSON payload, as fractions of a second."""
+TEMPLATE_LEVELS = ("site", "area", "line", "station", "counter")
+"""The placeholders a topic template may name, one whole topic level each."""
+
+
+class MqttPayload(StrictModel):
+    """How to read one message: a plain number, JSON with paths, or one unit per message."""
+
+    value: str | None = Field(
+        default=None,
+        description="Dotted path to the number in a JSON payload; absent: the payload is a number.",
+    )
+    each_message_counts: bool = Field(
+        default=False,
+        description="One message is one unit (an `increment` counter); the payload has no count.",
+    )
+    timestamp: str | None = Field(
+        default=None, description="Dotted path to an ISO 8601 or epoch timestamp in the JSON."
+    )
+    timestamp_unit: Literal["s", "ms", "us", "ns"] = Field(
+        default="ms", description="Unit of a numeric (epoch) timestamp."
+    )
+    message_id: str | None = Field(
+        default=None,
+        description="Dotted path to the message id (a string or integer); duplicates are dropped.",
+    )
+
+    @model_validator(mode="after")
+    def _value_or_each(self) -> MqttPayload:
+        if self.each_message_counts and self.value is not None:
+            raise ValueError("give 'value' (a count in the payload) or 'each_message_counts'")
+        return self
+
+    @property
+    def needs_json(self) -> bool:
+        """True when the payload must be a JSON document."""
+        return any(p is not None for p in (self.value, self.timestamp, self.message_id))
+
+
+class MqttTopic(MqttPayload):
+    """One row of a mapping table: a topic (or a filter with + and #) read as one counter."""
 
     topic: str
     counter: str = Field(description="Counter path: site/area/line/station/counter.")
-    value: str | None = Field(
-        default=None,
-        description="Dotted path to the count in a JSON payload; absent: the payload is a number.",
+
+    @field_validator("topic")
+    @classmethod
+    def _filter(cls, value: str) -> str:
+        return check_topic_filter(value)
+
+
+class MqttTemplate(MqttPayload):
+    """A topic template: the asset path comes from the topic, e.g.
+    `plant/{site}/{line}/{station}/{counter}` (+ and # match levels that are ignored).
+
+    Levels the topic does not name are fixed here (`area: final`) or left open: they are
+    then found in the plant (a line id is unique in the plant).
+    """
+
+    topic: str
+    site: Slug | None = None
+    area: Slug | None = None
+    line: Slug | None = None
+    station: Slug | None = None
+    counter: Slug | None = None
+
+    @field_validator("topic")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        names = [level[1:-1] for level in value.split("/") if level.startswith("{")]
+        check_topic_filter(
+            "/".join("+" if lvl.startswith("{") else lvl for lvl in value.split("/"))
+        )
+        for level in value.split("/"):
+            if ("{" in level or "}" in level) and not re.fullmatch(r"\{[a-z]+\}", level):
+                raise ValueError(f"'{level}': a placeholder is a whole level, e.g. {{station}}")
+        unknown = [n for n in names if n not in TEMPLATE_LEVELS]
+        if unknown:
+            raise ValueError(f"unknown placeholder {{{unknown[0]}}}; use {TEMPLATE_LEVELS}")
+        if len(set(names)) != len(names) or not names:
+            raise ValueError("name each placeholder once, and at least one")
+        return value
+
+    @model_validator(mode="after")
+    def _fixed_or_placeholder(self) -> MqttTemplate:
+        both = [n for n in self.placeholders if getattr(self, n) is not None]
+        if both:
+            raise ValueError(f"'{both[0]}' is a placeholder of the topic and fixed too")
+        return self
+
+    @property
+    def placeholders(self) -> list[str]:
+        """The placeholder names in topic order."""
+        return [lvl[1:-1] for lvl in self.topic.split("/") if lvl.startswith("{")]
+
+    @property
+    def subscription(self) -> str:
+        """The topic filter to subscribe to (placeholders become +)."""
+        return "/".join("+" if lvl.startswith("{") else lvl for lvl in self.topic.split("/"))
+
+    def render(self, values: dict[str, str]) -> str:
+        """The reading address for these placeholder values (+ and # stay as written)."""
+        return "/".join(
+            values[lvl[1:-1]] if lvl.startswith("{") else lvl for lvl in self.topic.split("/")
+        )
+
+    def accepts(self, levels: dict[str, str]) -> bool:
+        """True when a counter's path levels agree with the fixed levels of this template."""
+        return all(getattr(self, n) in (None, levels[n]) for n in TEMPLATE_LEVELS)
+
+
+class SparkplugMetric(StrictModel):
+    """One Sparkplug B metric (of an edge node, or of one of its devices) read as one counter."""
+
+    node: str = Field(description="Edge node id.")
+    device: str | None = Field(default=None, description="Device id; absent: a node metric.")
+    metric: str = Field(description="Metric name as in the birth certificate.")
+    counter: str = Field(description="Counter path: site/area/line/station/counter.")
+
+    @field_validator("node", "device")
+    @classmethod
+    def _id(cls, value: str | None) -> str | None:
+        return value if value is None else check_sparkplug_id(value)
+
+
+class SparkplugSettings(StrictModel):
+    """Sparkplug B (spBv1.0) edge nodes of one group whose metrics carry counters."""
+
+    group: str = Field(description="Sparkplug group id.")
+    metrics: list[SparkplugMetric] = Field(min_length=1)
+    rebirth_interval_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="At most one rebirth request per node this often (until its birth comes).",
     )
-    timestamp: str | None = Field(
-        default=None, description="Dotted path to an ISO 8601 or epoch-ms timestamp in the JSON."
-    )
+
+    @field_validator("group")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        return check_sparkplug_id(value)
 
 
 class MqttSource(StrictModel):
-    """An MQTT broker on which devices publish counts."""
+    """An MQTT broker on which devices publish counts (mapping tables, templates, Sparkplug B)."""
 
     type: Literal["mqtt"]
     id: Slug
     broker: MqttConnection = Field(default_factory=MqttConnection)
     qos: Literal[0, 1] = 1
-    topics: list[MqttTopic] = Field(min_length=1)
+    receive_maximum: int = Field(
+        default=1000,
+        ge=1,
+        le=65535,
+        description=(
+            "QoS 1 messages the broker may have in flight to the edge, unacknowledged until in"
+            " the outbox (MQTT 5 Receive Maximum; on 3.1.1 the broker's max_inflight_messages)."
+        ),
+    )
+    dedupe_window: int = Field(
+        default=10_000, ge=0, description="Message ids remembered per topic to drop duplicates."
+    )
+    max_payload_bytes: int = Field(default=64 * 1024, ge=16, le=16 * 1024 * 1024)
+    topics: list[MqttTopic] = Field(default_factory=list, description="The mapping table.")
+    templates: list[MqttTemplate] = Field(default_factory=list)
+    sparkplug: SparkplugSettings | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> MqttSource:
+        if not (self.topics or self.templates or self.sparkplug):
+            raise ValueError("give 'topics', 'templates' or 'sparkplug' (or several)")
+        return self
+
+    def addresses(self, counters: Iterable[CounterPath]) -> list[tuple[str, str]]:
+        """(reading address, counter path) of every mapping; templates are expanded over
+        `counters` (the plant's) into the addresses their topics would produce."""
+        found = [(t.topic, t.counter) for t in self.topics]
+        paths = list(counters)
+        for template in self.templates:
+            for path in paths:
+                levels = dict(zip(TEMPLATE_LEVELS, path.tags().values(), strict=True))
+                if template.accepts(levels):
+                    found.append((template.render(levels), str(path)))
+        if self.sparkplug is not None:
+            group = self.sparkplug.group
+            found += [(sparkplug_address(group, m), m.counter) for m in self.sparkplug.metrics]
+        return found
+
+
+def sparkplug_address(group: str, metric: SparkplugMetric) -> str:
+    """The reading address of a Sparkplug metric: `spBv1.0/group/node[/device]:metric`."""
+    device = f"/{metric.device}" if metric.device is not None else ""
+    return f"spBv1.0/{group}/{metric.node}{device}:{metric.metric}"
+
+
+def check_topic_filter(value: str) -> str:
+    """An MQTT topic filter: + a whole level, # the whole last level; else ValueError."""
+    levels = value.split("/")
+    if not value:
+        raise ValueError("a topic is not empty")
+    for index, level in enumerate(levels):
+        if "+" in level and level != "+":
+            raise ValueError(f"'{level}': + stands alone in its level")
+        if "#" in level and (level != "#" or index != len(levels) - 1):
+            raise ValueError("# stands alone in the last level")
+    return value
+
+
+def check_sparkplug_id(value: str) -> str:
+    """A Sparkplug group, node or device id: no /, + or #."""
+    if not value or any(c in value for c in "/+#"):
+        raise ValueError(f"'{value}' is no Sparkplug id (non-empty, no /, + or #)")
+    return value
 
 
 Source = Annotated[OpcUaSource | MqttSource, Field(discriminator="type")]

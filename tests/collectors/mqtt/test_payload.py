@@ -68,3 +68,42 @@ def test_each_bad_payload_names_its_reason(
     with pytest.raises(PayloadError) as caught:
         parse(mapping, payload)
     assert caught.value.reason is reason
+
+
+def test_epoch_units_and_message_ids() -> None:
+    mapping = MqttTopic(
+        topic="t",
+        counter="s/a/l/st/c",
+        value="n",
+        timestamp="t",
+        timestamp_unit="ns",
+        message_id="id",
+    )
+    count = parse(mapping, b'{"n": 3, "t": 1795686062123456789, "id": 42}')
+    assert count == Count(3, dt.datetime(2026, 11, 26, 9, 41, 2, 123456, tzinfo=dt.UTC), "42")
+
+
+def test_each_message_is_one_unit_and_the_payload_may_be_anything() -> None:
+    each = MqttTopic(topic="t", counter="s/a/l/st/c", each_message_counts=True)
+    assert parse(each, b"\x00\xff anything") == Count(None, None)
+    with_id = MqttTopic(topic="t", counter="s/a/l/st/c", each_message_counts=True, message_id="v")
+    assert parse(with_id, b'{"v": "WVW123"}') == Count(None, None, "WVW123")
+
+
+@pytest.mark.parametrize("message_id", [b"null", b"true", b'""', b"1.5", b"[1]"])
+def test_a_message_id_is_a_string_or_an_integer(message_id: bytes) -> None:
+    mapping = MqttTopic(topic="t", counter="s/a/l/st/c", value="n", message_id="id")
+    with pytest.raises(PayloadError) as caught:
+        parse(mapping, b'{"n": 1, "id": ' + message_id + b"}")
+    assert caught.value.reason is Rejection.WRONG_TYPE
+
+
+def test_value_and_each_message_counts_exclude_each_other() -> None:
+    with pytest.raises(ValueError, match="each_message_counts"):
+        MqttTopic(topic="t", counter="s/a/l/st/c", value="n", each_message_counts=True)
+
+
+def test_a_deeply_nested_document_is_rejected_not_raised() -> None:
+    with pytest.raises(PayloadError) as caught:
+        parse(JSON, b"[" * 30_000 + b"]" * 30_000)
+    assert caught.value.reason in (Rejection.NOT_JSON, Rejection.MISSING_PATH)
