@@ -1,0 +1,1 @@
+"""taktline's benchmarks: `python -m bench [NAME ...]` (see README.md); not installed."""

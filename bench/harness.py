@@ -1,0 +1,82 @@
+"""`python -m bench [NAME ...]`: run benchmarks, write the results files, print the JSON figures."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench import mqtt_intake, opcua_intake, report
+from bench.results_model import Benchmark, BenchResult, Options
+
+BENCHMARKS: dict[str, Benchmark] = {
+    opcua_intake.NAME: opcua_intake.run,
+    mqtt_intake.NAME: mqtt_intake.run,
+}
+"""Every benchmark by name, in the order `python -m bench` runs them."""
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def progress(message: str) -> None:
+    """One progress line on stderr (stdout carries the JSON figures)."""
+    stamp = dt.datetime.now().strftime("%H:%M:%S")
+    print(f"[{stamp}] {message}", file=sys.stderr, flush=True)
+
+
+async def run_all(names: Sequence[str], options: Options) -> list[BenchResult]:
+    """Run the named benchmarks one after the other."""
+    results = []
+    for name in names:
+        progress(f"{name}: starting")
+        results.append(await BENCHMARKS[name](options, progress))
+        progress(f"{name}: done")
+    return results
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a list like 1000,5000") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("sizes are positive integers")
+    return sizes
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line of `python -m bench`."""
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Run taktline's benchmarks; write bench/results/latest.json and latest.md.",
+    )
+    p.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(BENCHMARKS)}")
+    p.add_argument("--quick", action="store_true", help="small sizes and short windows")
+    p.add_argument("--sizes", type=_sizes, default=None, help="sizes to run, e.g. 1000,5000")
+    p.add_argument("--window", type=float, default=None, help="measuring window in seconds")
+    p.add_argument(
+        "--out", type=Path, default=RESULTS_DIR, help=f"results folder (default {RESULTS_DIR})"
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run; exit 0 after writing the results, 2 on unknown benchmark names."""
+    p = parser()
+    args = p.parse_args(argv)
+    unknown = [name for name in args.names if name not in BENCHMARKS]
+    if unknown:
+        p.error(f"unknown benchmark {', '.join(unknown)} (have: {', '.join(BENCHMARKS)})")
+    names = args.names or list(BENCHMARKS)
+    options = Options(quick=args.quick, sizes=args.sizes, window_s=args.window)
+    started = dt.datetime.now(dt.UTC)
+    results = asyncio.run(run_all(names, options))
+    document = report.results_json(results, options, started)
+    written = report.write(args.out, document, results)
+    progress(f"wrote {written} and {written.with_suffix('.md').name}")
+    print(json.dumps(document["benchmarks"], indent=2))
+    return 0
