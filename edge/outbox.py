@@ -9,6 +9,11 @@ Each sink reads the rows after its cursor and advances it once they are delivere
 sink has passed are pruned, except the newest `retain_delivered` (history for an edge without
 InfluxDB). `max_records` bounds the rows some sink has not passed: when an append would exceed
 it, `append` raises `OutboxFullError` and stores nothing; nothing is ever dropped silently.
+
+Counter states are JSON texts in a WITHOUT ROWID table keyed by counter path, written with an
+upsert, only for the counters a batch touched. The file's layout version is `PRAGMA
+user_version` (SCHEMA_VERSION); opening an older file migrates it in one transaction, keeping its
+updates, counter states and cursors, and a file of a newer version is refused.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from taktline.records import CounterUpdate, Quality
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+SCHEMA_VERSION = 1
+"""0: counter_state was a rowid table (replaced row by row); 1: WITHOUT ROWID, upserted."""
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS updates (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -39,14 +46,36 @@ CREATE TABLE IF NOT EXISTS updates (
     ts_ns INTEGER NOT NULL, raw INTEGER, total INTEGER NOT NULL, delta INTEGER NOT NULL,
     quality TEXT NOT NULL, stored_ns INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS counter_state (counter TEXT PRIMARY KEY, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS counter_state (
+    counter TEXT PRIMARY KEY, state TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cursors (sink TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 """
+_MIGRATE_0_TO_1 = """
+CREATE TABLE counter_state_1 (counter TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID;
+INSERT INTO counter_state_1 SELECT counter, state FROM counter_state;
+DROP TABLE counter_state;
+ALTER TABLE counter_state_1 RENAME TO counter_state;
+"""
 _COLUMNS = "seq, site, area, line, station, counter, ts_ns, raw, total, delta, quality, stored_ns"
+_INSERT_UPDATE = (
+    "INSERT INTO updates (site, area, line, station, counter, ts_ns, raw, total, delta, quality,"
+    " stored_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPSERT_STATE = (
+    "INSERT INTO counter_state VALUES (?, ?)"
+    " ON CONFLICT (counter) DO UPDATE SET state = excluded.state"
+)
+_QUALITY = {quality.value: quality for quality in Quality}
+_encode_state = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
 
 
 class OutboxFullError(RuntimeError):
     """The outbox holds `max_records` undelivered rows; the batch was not stored."""
+
+
+class OutboxVersionError(RuntimeError):
+    """The outbox file was written by a newer edge (its layout version is unknown here)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +105,7 @@ class Outbox:
         self._db: sqlite3.Connection | None = None
         self._last_seq = 0
         self._cursors: dict[str, int] = {}
+        self._paths: dict[tuple[str, str, str, str, str], CounterPath] = {}
         self._appended = asyncio.Event()
 
     async def __aenter__(self) -> Self:
@@ -164,8 +194,8 @@ class Outbox:
         db = sqlite3.connect(self.path, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
-        db.executescript(SCHEMA)
         self._db = db
+        self._migrate(db)
         row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'updates'").fetchone()
         self._last_seq = int(row[0]) if row else 0
         (first,) = db.execute("SELECT MIN(seq) FROM updates").fetchone()
@@ -179,6 +209,34 @@ class Outbox:
             db.execute("INSERT OR IGNORE INTO cursors VALUES (?, ?)", (sink, start))
         db.execute("COMMIT")
         self._cursors = dict(db.execute("SELECT sink, seq FROM cursors").fetchall())
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        """Bring the file to SCHEMA_VERSION (a new file is created at it)."""
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise OutboxVersionError(
+                f"{self.path} has outbox layout {version}; this edge knows up to {SCHEMA_VERSION}"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            old = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'counter_state'"
+            ).fetchone()
+            if old is not None:  # version 0
+                for statement in _MIGRATE_0_TO_1.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                log.info("outbox: %s migrated to layout %d", self.path, SCHEMA_VERSION)
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def _close(self) -> None:
         if self._db is not None:
@@ -194,7 +252,11 @@ class Outbox:
         stored = now_ns()
         rows = [
             (
-                *u.counter.tags().values(),
+                (c := u.counter).site,
+                c.area,
+                c.line,
+                c.station,
+                c.counter,
                 to_ns(u.ts),
                 u.raw,
                 u.total,
@@ -204,17 +266,11 @@ class Outbox:
             )
             for u in updates
         ]
+        encoded = [(path, _encode_state(state)) for path, state in states.items()]
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany(
-                "INSERT INTO updates (site, area, line, station, counter, ts_ns, raw, total,"
-                " delta, quality, stored_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            db.executemany(
-                "INSERT OR REPLACE INTO counter_state VALUES (?, ?)",
-                [(path, json.dumps(state)) for path, state in states.items()],
-            )
+            db.executemany(_INSERT_UPDATE, rows)
+            db.executemany(_UPSERT_STATE, encoded)
             last = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'updates'").fetchone()
             db.execute("COMMIT")
         except BaseException:
@@ -237,7 +293,29 @@ class Outbox:
             )
             .fetchall()
         )
-        return [_stored(row) for row in rows]
+        paths = self._paths
+        stored: list[StoredUpdate] = []
+        for (
+            seq,
+            site,
+            area,
+            line,
+            station,
+            name,
+            ts_ns,
+            raw,
+            total,
+            delta,
+            quality,
+            stored_ns,
+        ) in rows:
+            key = (site, area, line, station, name)
+            path = paths.get(key)
+            if path is None:  # one per counter: the plant's counters bound this cache
+                path = paths[key] = CounterPath(*key)
+            update = CounterUpdate(path, from_ns(ts_ns), raw, total, delta, _QUALITY[quality])
+            stored.append(StoredUpdate(seq, update, stored_ns))
+        return stored
 
     def _advance(self, sink: str, seq: int) -> None:
         db = self._conn()
@@ -260,16 +338,3 @@ class Outbox:
             .fetchone()
         )
         return int(row[0]) if row else None
-
-
-def _stored(row: tuple[Any, ...]) -> StoredUpdate:
-    seq, site, area, line, station, counter, ts_ns, raw, total, delta, quality, stored = row
-    update = CounterUpdate(
-        counter=CounterPath(site, area, line, station, counter),
-        ts=from_ns(ts_ns),
-        raw=raw,
-        total=total,
-        delta=delta,
-        quality=Quality(quality),
-    )
-    return StoredUpdate(seq, update, stored)

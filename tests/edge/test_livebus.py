@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import signal
@@ -13,12 +14,23 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from edge.sinks.forwarder import Backoff
+from edge.outbox import Outbox
+from edge.sinks.forwarder import Backoff, forward
 from edge.sinks.livebus import LiveBusSink
-from taktline.livebus import COUNTER_SUBSCRIPTION, edge_status_topic
+from edge.sinks.livebus_messages import coalesce, counter_body
+from taktline.livebus import (
+    COUNTER_SUBSCRIPTION,
+    CounterMessage,
+    counter_topic,
+    edge_status_topic,
+    parse_counter_topic,
+)
+from taktline.localbroker import free_port
 from taktline.model.connections import MqttConnection
-from tests.edge.helpers import until, update
-from tests.fixtures.services import MosquittoService
+from taktline.model.paths import CounterPath
+from taktline.records import CounterUpdate, Quality
+from tests.edge.helpers import PASSED, T0, until, update
+from tests.fixtures.services import MosquittoService, require_binary
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = Backoff(initial_s=0.05, max_s=0.5)
@@ -55,7 +67,8 @@ async def test_updates_are_retained_on_their_counter_topic(mosquitto: MosquittoS
     async with sink:
         await wait_connected(sink)
         await sink.ready()
-        await sink.send([update(16_250_316), update(16_250_317)])
+        await sink.send([update(16_250_316)])
+        await sink.send([update(16_250_317)])  # a batch of its own: its delta is its own
     (message,) = await collect(mosquitto, COUNTER_SUBSCRIPTION, 1)  # retained: the latest
     assert message.retain
     assert message.topic.value == "taktline/v1/neustadt/final/fa1/eol/passed"
@@ -167,3 +180,124 @@ async def test_online_status_is_refreshed_as_a_sign_of_life(
     stamps = [body(message)["ts"] for message in (first, second, third)]
     assert states == ["online"] * 3
     assert stamps == sorted(stamps) and len(set(stamps)) == 3
+
+
+def station_counter(index: int) -> CounterPath:
+    return CounterPath("neustadt", "final", "fa1", f"st{index // 100}", f"c{index}")
+
+
+def interleaved_batch(counters: int, rounds: int) -> list[CounterUpdate]:
+    """`rounds` updates of each counter, interleaved; round r adds r + 1 to every counter."""
+    totals = [1000 * index for index in range(counters)]
+    batch: list[CounterUpdate] = []
+    for r in range(rounds):
+        for index in range(counters):
+            totals[index] += r + 1
+            batch.append(update(totals[index], station_counter(index), delta=r + 1))
+    return batch
+
+
+def newest_and_deltas(batch: list[CounterUpdate]) -> dict[str, tuple[int, int]]:
+    """Per counter topic: the newest total and the sum of the deltas."""
+    expected: dict[str, tuple[int, int]] = {}
+    for item in batch:
+        topic = counter_topic(item.counter)
+        expected[topic] = (item.total, expected.get(topic, (0, 0))[1] + item.delta)
+    return expected
+
+
+def test_the_body_is_the_contract_message_with_the_summed_delta() -> None:
+    first = CounterUpdate(PASSED, T0, 7, 107, 2)
+    newest = CounterUpdate(PASSED, T0 + dt.timedelta(seconds=1), None, 110, 3, Quality.UNCERTAIN)
+    (coalesced,) = coalesce([first, newest])
+    assert (coalesced.update, coalesced.delta) == (newest, 5)
+    expected = CounterMessage.from_update(newest).model_copy(update={"delta": 5})
+    assert json.loads(counter_body(coalesced.update, 5)) == json.loads(expected.model_dump_json())
+    assert json.loads(counter_body(first, 2)) == json.loads(
+        CounterMessage.from_update(first).model_dump_json()
+    )
+
+
+async def test_a_batch_publishes_each_counters_newest_total_once(
+    mosquitto: MosquittoService,
+) -> None:
+    """2,000 updates to 500 counters: 500 retained messages, the newest totals, summed deltas."""
+    batch = interleaved_batch(500, 4)
+    sentinel = update(1, PASSED)
+    seen: list[aiomqtt.Message] = []
+    sink = LiveBusSink(connection(mosquitto), "edge-1", ["fa1"], FAST)
+    async with (
+        aiomqtt.Client(mosquitto.host, mosquitto.port) as watcher,
+        asyncio.timeout(30),
+    ):
+        await watcher.subscribe(COUNTER_SUBSCRIPTION, qos=1)
+        async with sink:
+            await wait_connected(sink)
+            await sink.send(batch)
+            await sink.send([sentinel])  # same connection: it arrives after the whole batch
+        async for message in watcher.messages:
+            if message.topic.value == counter_topic(PASSED):
+                break
+            seen.append(message)
+    assert len(seen) == 500
+    assert {m.topic.value: (body(m)["total"], body(m)["delta"]) for m in seen} == (
+        newest_and_deltas(batch)
+    )
+    retained = await collect(mosquitto, COUNTER_SUBSCRIPTION, 501)
+    assert all(message.retain for message in retained)
+    kept = {m.topic.value: (body(m)["total"], body(m)["delta"]) for m in retained}
+    assert kept == newest_and_deltas(batch) | {counter_topic(PASSED): (1, 1)}
+
+
+async def test_a_broker_restart_mid_batch_retries_it_and_the_retained_totals_end_right(
+    mosquitto: MosquittoService, tmp_path: Path
+) -> None:
+    batch = interleaved_batch(500, 4)
+    sink = LiveBusSink(connection(mosquitto), "edge-1", ["fa1"], FAST)
+    async with Outbox(tmp_path / "o.db", [sink.name], max_records=10_000) as outbox, sink:
+        await outbox.append(batch, {})
+        await wait_connected(sink)
+        assert mosquitto.process is not None
+        mosquitto.process.send_signal(signal.SIGSTOP)  # no PUBACK comes: the batch stays open
+        forwarding = asyncio.create_task(forward(sink, outbox, FAST))
+        try:
+            await until(lambda: sink.in_flight > 0)
+            assert outbox.cursor(sink.name) == 0
+            mosquitto.process.kill()  # the broker dies with the batch unacknowledged
+            await asyncio.to_thread(mosquitto.process.wait)
+            await asyncio.to_thread(mosquitto.start)
+            await until(lambda: outbox.depth(sink.name) == 0, 30)
+        finally:
+            forwarding.cancel()
+            await asyncio.gather(forwarding, return_exceptions=True)
+        assert sink.health.errors >= 1  # the first attempt failed and was sent again
+        assert sink.health.delivered == len(batch)
+    retained = await collect(mosquitto, COUNTER_SUBSCRIPTION, 500)
+    totals = {m.topic.value: body(m)["total"] for m in retained}
+    assert totals == {topic: total for topic, (total, _) in newest_and_deltas(batch).items()}
+    assert all(parse_counter_topic(topic) is not None for topic in totals)
+
+
+async def test_a_small_receive_maximum_sends_the_batch_window_by_window(tmp_path: Path) -> None:
+    """An MQTT 5 broker that takes 20 unacknowledged messages: 500 go 19 at a time."""
+    conf = tmp_path / "mosquitto.conf"
+    port = free_port()
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 20\n",
+        encoding="utf-8",
+    )
+    broker = MosquittoService("127.0.0.1", port, conf, require_binary("mosquitto", "mosquitto"))
+    broker.start()
+    try:
+        batch = interleaved_batch(500, 1)
+        sink = LiveBusSink(connection(broker), "edge-1", ["fa1"], FAST)
+        async with sink:
+            await wait_connected(sink)
+            assert sink.window == 19
+            await sink.send(batch)
+        retained = await collect(broker, COUNTER_SUBSCRIPTION, 500)
+        assert {m.topic.value: body(m)["total"] for m in retained} == {
+            topic: total for topic, (total, _) in newest_and_deltas(batch).items()
+        }
+    finally:
+        broker.stop()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.outbox import Outbox, OutboxFullError
+from edge.outbox import SCHEMA_VERSION, Outbox, OutboxFullError, OutboxVersionError
 from taktline.model.paths import CounterPath
 from taktline.records import CounterUpdate
 
@@ -171,6 +171,94 @@ async def test_sigkilled_writer_leaves_every_committed_update_with_its_state(
     for row in rows:
         last_total[str(row.update.counter)] = row.update.total
     assert {path: state["total"] for path, state in states.items()} == last_total
+
+
+PREVIOUS_LAYOUT = """
+CREATE TABLE updates (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    site TEXT NOT NULL, area TEXT NOT NULL, line TEXT NOT NULL, station TEXT NOT NULL,
+    counter TEXT NOT NULL,
+    ts_ns INTEGER NOT NULL, raw INTEGER, total INTEGER NOT NULL, delta INTEGER NOT NULL,
+    quality TEXT NOT NULL, stored_ns INTEGER NOT NULL
+);
+CREATE TABLE counter_state (counter TEXT PRIMARY KEY, state TEXT NOT NULL);
+CREATE TABLE cursors (sink TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+"""
+
+
+def write_previous_layout(file: Path) -> None:
+    """An outbox as the edge before layout 1 left it: 7 updates (1-4 pruned), states, cursors."""
+    with sqlite3.connect(file) as db:
+        db.executescript(PREVIOUS_LAYOUT)
+        db.executemany(
+            "INSERT INTO updates (site, area, line, station, counter, ts_ns, raw, total, delta,"
+            " quality, stored_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    "neustadt",
+                    "final",
+                    "fa1",
+                    "eol",
+                    "passed",
+                    1_700_000_000_000_000_000 + n,
+                    n,
+                    100 + n,
+                    1,
+                    "good",
+                    1_700_000_000_000_000_000,
+                )
+                for n in range(1, 8)
+            ],
+        )
+        db.execute("DELETE FROM updates WHERE seq <= 4")
+        db.executemany(
+            "INSERT INTO counter_state VALUES (?, ?)",
+            [
+                (str(PATH), '{"kind": "total", "total": 107, "raw": 7, "base": 0}'),
+                (
+                    "neustadt/final/fa1/eol/failed",
+                    '{"kind": "increment", "total": 3, "seen": ["a"]}',
+                ),
+            ],
+        )
+        db.executemany("INSERT INTO cursors VALUES (?, ?)", [("live", 6), ("influxdb", 4)])
+
+
+async def test_an_outbox_of_the_previous_layout_keeps_its_states_and_cursors(
+    tmp_path: Path,
+) -> None:
+    file = tmp_path / "o.db"
+    write_previous_layout(file)
+    async with Outbox(file, ["influxdb", "live"], max_records=1000) as outbox:
+        assert await outbox.states() == {
+            str(PATH): {"kind": "total", "total": 107, "raw": 7, "base": 0},
+            "neustadt/final/fa1/eol/failed": {"kind": "increment", "total": 3, "seen": ["a"]},
+        }
+        assert (outbox.cursor("influxdb"), outbox.cursor("live"), outbox.last_seq) == (4, 6, 7)
+        assert [s.update.total for s in await outbox.read_after("influxdb", 10)] == [105, 106, 107]
+        assert await outbox.append([update(8)], {str(PATH): {"kind": "total", "total": 8}}) == 8
+        assert (await outbox.states())[str(PATH)] == {"kind": "total", "total": 8}
+    with sqlite3.connect(file) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        (layout,) = db.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'counter_state'"
+        ).fetchone()
+        assert "WITHOUT ROWID" in layout
+    async with Outbox(file, ["influxdb", "live"], max_records=1000) as outbox:  # migrated once
+        assert (outbox.cursor("influxdb"), outbox.cursor("live"), outbox.last_seq) == (4, 6, 8)
+        assert len(await outbox.states()) == 2
+
+
+async def test_an_outbox_of_a_newer_layout_is_refused_and_left_alone(tmp_path: Path) -> None:
+    file = tmp_path / "o.db"
+    with sqlite3.connect(file) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(OutboxVersionError):
+        async with Outbox(file, ["live"], max_records=1000):
+            pass
+    with sqlite3.connect(file) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION + 1,)
+        assert db.execute("SELECT name FROM sqlite_master").fetchall() == []
 
 
 def _count(file: Path) -> int:
