@@ -57,6 +57,17 @@ async def _wait_first_totals(edge: EdgeAgent, paths: list[CounterPath]) -> dict[
             await asyncio.sleep(0.1)
 
 
+async def _until_quiet(edge: EdgeAgent, paths: list[CounterPath], quiet_s: float = 1.5) -> None:
+    """Until the edge's totals stood still for `quiet_s` (at most 15 s)."""
+    loop = asyncio.get_running_loop()
+    last, since, deadline = None, loop.time(), loop.time() + 15
+    while loop.time() < deadline and loop.time() - since < quiet_s:
+        now = [edge.total(path) for path in paths]
+        if now != last:
+            last, since = now, loop.time()
+        await asyncio.sleep(0.1)
+
+
 def _influx_totals(influxd: InfluxService) -> dict[str, tuple[int, int, int]]:
     """Per counter: (first total, last total, sum of deltas) from InfluxDB."""
     rows = influxd.query(
@@ -103,7 +114,7 @@ async def test_every_unit_lands_once_in_influxdb_and_on_the_server(
             await asyncio.sleep(PRODUCTION_S)
             sim.pause()
             await sim.settle()
-            await asyncio.sleep(1.0)  # the last notifications travel to the edge
+            await _until_quiet(edge, paths)  # the last notifications travel to the edge
             await edge.wait_synced(timeout=30)
 
             truth = sim.ground_truth()

@@ -176,7 +176,10 @@ class MqttSession:
         client.loop_start()
         try:
             async with asyncio.timeout(_CONNACK_TIMEOUT_S):
-                code, session_present = await connack
+                await asyncio.wait((connack, lost), return_when=asyncio.FIRST_COMPLETED)
+                if not connack.done():  # e.g. TLS 1.3: a refused client certificate closes late
+                    raise ConnectionError(f"connection closed before CONNACK: {lost.result()}")
+                code, session_present = connack.result()
                 if code.is_failure:
                     raise ConnectRefusedError(f"broker refused the connection: {code}")
                 client.subscribe(self._subscriptions)

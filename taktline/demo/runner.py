@@ -32,6 +32,7 @@ RESET_EVERY_S = 90.0
 """Mean seconds between simulated PLC resets per station, so the edge shows it survives them."""
 PROGRESS_EVERY_S = 10.0
 SETTLE_S = 15.0
+QUIET_S = 1.5
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ async def run_demo(
                     await asyncio.gather(*parts, return_exceptions=True)
                     sim.pause()
                     await sim.settle()
+                    await _until_quiet(edge, list(baseline))
                     with contextlib.suppress(TimeoutError):
                         await edge.wait_synced(timeout=SETTLE_S)
                     _summary(sim, edge, baseline)
@@ -158,6 +160,20 @@ async def _first_totals(edge: EdgeAgent, paths: list[CounterPath]) -> dict[Count
         await asyncio.sleep(0.1)
     missing = [str(path) for path in paths if edge.total(path) is None]
     raise RuntimeError(f"the edge read nothing from {', '.join(missing)} in {SETTLE_S:g}s")
+
+
+async def _until_quiet(edge: EdgeAgent, paths: list[CounterPath]) -> None:
+    """Wait (at most SETTLE_S) until the edge's totals stood still for QUIET_S: the last
+    notifications travel from the simulator's servers to the edge after production stopped."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SETTLE_S
+    last = {path: edge.total(path) for path in paths}
+    quiet_since = loop.time()
+    while loop.time() < deadline and loop.time() - quiet_since < QUIET_S:
+        await asyncio.sleep(0.1)
+        now = {path: edge.total(path) for path in paths}
+        if now != last:
+            last, quiet_since = now, loop.time()
 
 
 def _summary(sim: PlantSimulator, edge: EdgeAgent, baseline: dict[CounterPath, int]) -> None:
