@@ -6,10 +6,10 @@ lifetime `total` and at most one pending drop. With `c` = `max_correction` and `
 a GOOD reading v (0 <= v < M) is decided by the first matching row (defaults: c = 2,
 s = M/16 but at most 2**20, confirm_after = 5 s; see TotalRules). `r` is the most units the
 counter can have made since the last accepted reading (at least one second's worth): its
-`max_rate_per_min`, and, once known, RATE_SLACK x its own observed rate (an exponential average)
-plus SLACK_UNITS. A wrap that would mean more units than that is a reset, not a rollover: a PLC
-reset near the top of a 16-bit register, or of a rarely counting register such as `failed`,
-otherwise counts hundreds of phantom units:
+`max_rate_per_min`, and RATE_SLACK x its own observed rate (an exponential average; zero while
+it has counted nothing since its first reading) plus SLACK_UNITS. A wrap that would mean more
+units than that is a reset, not a rollover: a PLC reset near the top of a 16-bit register, or of
+a rarely counting register such as `failed`, otherwise counts hundreds of phantom units:
 
 | state | reading | decision | delta | then |
 |---|---|---|---|---|
@@ -240,8 +240,8 @@ class TotalCounter:
         bounds = [math.inf]
         if self.max_rate_per_s is not None:
             bounds.append(math.ceil(self.max_rate_per_s * elapsed_s))
-        if self.state.rate_per_s is not None:
-            bounds.append(math.ceil(RATE_SLACK * self.state.rate_per_s * elapsed_s) + SLACK_UNITS)
+        observed = self.state.rate_per_s or 0.0  # no unit counted since the first reading: 0
+        bounds.append(math.ceil(RATE_SLACK * observed * elapsed_s) + SLACK_UNITS)
         return min(bounds)
 
     def _observed_rate(self, delta: int, ts_ns: int) -> float | None:

@@ -79,8 +79,17 @@ def test_first_reading_takes_initial_total_or_raw() -> None:
         ((1000, 0, 1, 2), [(Decision.DROP, 0), (Decision.RESET, 1), (Decision.INCREASE, 1)], 1002),
         # a repeated dropped value is no new evidence: still pending
         ((1000, 0, 0, 4), [(Decision.DROP, 0), (Decision.UNCHANGED, 0), (Decision.RESET, 4)], 1004),
-        # rollover of a 16-bit register, confirmed by the next reading
-        ((M16 - 6, 2, 5), [(Decision.DROP, 0), (Decision.ROLLOVER, 6 + 5)], M16 - 6 + 11),
+        # rollover of a 16-bit register counting 10/s, confirmed by the next reading
+        (
+            (M16 - 30, M16 - 20, M16 - 10, 2, 5),
+            [
+                (Decision.INCREASE, 10),
+                (Decision.INCREASE, 10),
+                (Decision.DROP, 0),
+                (Decision.ROLLOVER, 10 + 5),
+            ],
+            M16 + 5,
+        ),
         # a bad 0 read at the top of the range is a glitch, not a rollover
         ((M16 - 6, 0, M16 - 5), [(Decision.DROP, 0), (Decision.GLITCH, 1)], M16 - 5),
     ],
@@ -266,15 +275,25 @@ def test_a_wrap_faster_than_the_line_can_run_is_a_reset_not_a_rollover() -> None
 
 def test_a_wrap_within_the_line_rate_is_a_rollover() -> None:
     counter = TotalCounter(16, max_rate_per_s=10.0)
-    steps = feed(counter, M16 - 3, 2, 4)
-    assert steps[1:] == [(Decision.DROP, 0), (Decision.ROLLOVER, 3 + 4)]
+    steps = feed(counter, M16 - 6, M16 - 5, M16 - 4, M16 - 3, 2, 4)  # counting 1/s, then wraps
+    assert steps[4:] == [(Decision.DROP, 0), (Decision.ROLLOVER, 3 + 4)]
     assert counter.total == M16 - 3 + 3 + 4
+
+
+def test_a_counter_that_never_counted_is_reset_not_wrapped() -> None:
+    """`failed` has counted nothing since its first reading near the top; a PLC reset to 0
+    15 s later would be a 150-unit wrap at the configured 10/s, but its own rate is zero."""
+    counter = TotalCounter(16, max_rate_per_s=10.0)
+    counter.step(M16 - 150, GOOD, 0, 0)
+    assert counter.step(0, GOOD, 15 * NS_PER_S, 15 * NS_PER_S).decision is Decision.DROP
+    step = counter.expire(21 * NS_PER_S)
+    assert step is not None and (step.decision, step.delta) == (Decision.RESET, 0)
 
 
 def test_a_larger_wrap_after_a_long_silence_is_a_rollover() -> None:
     """An edge that was away for ten minutes may see hundreds of units across the wrap."""
     counter = TotalCounter(16, max_rate_per_s=10.0)
-    counter.step(M16 - 400, GOOD, 0, 0)
+    feed(counter, M16 - 403, M16 - 402, M16 - 401, M16 - 400)  # counting 1/s
     later = 600 * NS_PER_S
     assert counter.step(100, GOOD, later, later).decision is Decision.DROP
     step = counter.step(101, GOOD, later + NS_PER_S, later + NS_PER_S)
