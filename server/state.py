@@ -307,8 +307,6 @@ class LineBoard:
             message = CounterMessage.model_validate_json(payload)
         except ValidationError as exc:
             return self._reject(topic, "malformed", _first_error(exc))
-        if message.ts.tzinfo is None:
-            return self._reject(topic, "malformed", "ts has no time zone")
         self._accept(topic)
         tracker.apply(path, message, now)
         return {tracker.id}
@@ -323,8 +321,6 @@ class LineBoard:
             status = EdgeStatus.model_validate_json(payload)
         except ValidationError as exc:
             return self._reject(topic, "malformed", _first_error(exc))
-        if status.ts.tzinfo is None:
-            return self._reject(topic, "malformed", "ts has no time zone")
         self._accept(topic)
         edge_id = parts[0]
         previous = self._edges.get(edge_id)

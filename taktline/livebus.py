@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer
 
 from taktline.model.paths import CounterPath
 from taktline.records import CounterUpdate, Quality
@@ -64,7 +64,7 @@ class CounterMessage(_Body):
     delta: int
     raw: int | None = None
     quality: Quality = Quality.GOOD
-    ts: dt.datetime
+    ts: AwareDatetime
 
     @classmethod
     def from_update(cls, update: CounterUpdate) -> CounterMessage:
@@ -84,4 +84,4 @@ class EdgeStatus(_Body):
     edge_id: str
     state: Literal["online", "offline"]
     lines: list[str] = Field(default_factory=list, description="Ids of the lines it serves.")
-    ts: dt.datetime
+    ts: AwareDatetime

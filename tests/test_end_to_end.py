@@ -15,8 +15,8 @@ import pytest
 
 from edge.agent import EdgeAgent
 from server.app import Server
-from taktline.config import EdgeConfig, EdgeSettings, InfluxV1, ServerConfig, ServerSettings
-from taktline.model import CounterPath, HttpListen, MqttConnection, Plant
+from taktline.config import InfluxV1
+from taktline.demo.runner import first_totals, local_configs, until_quiet
 from tests.fixtures.services import InfluxService, MosquittoService
 from tests.fixtures.sim import load_example_plant, running_simulator
 
@@ -24,48 +24,6 @@ pytestmark = pytest.mark.integration
 
 DATABASE = "end_to_end"
 PRODUCTION_S = 12.0
-
-
-def _configs(
-    plant: Plant, tmp_path: Path, mqtt_port: int, influx_url: str
-) -> tuple[EdgeConfig, ServerConfig]:
-    plant_file = tmp_path / "plant.yaml"  # the models carry the plant; the path is informative
-    bus = MqttConnection(port=mqtt_port)
-    edge = EdgeSettings(
-        plant=plant_file,
-        edge_id="e2e-edge",
-        state_dir=tmp_path / "edge",
-        live_bus=bus.model_copy(update={"client_id": "e2e-edge"}),
-        influxdb=InfluxV1(api="v1", url=influx_url, database=DATABASE),
-        http=HttpListen(port=0),
-    )
-    server = ServerSettings(
-        plant=plant_file,
-        live_bus=bus.model_copy(update={"client_id": "e2e-server"}),
-        http=HttpListen(port=0),
-        state_dir=tmp_path / "server",
-    )
-    return EdgeConfig(edge, plant), ServerConfig(server, plant)
-
-
-async def _wait_first_totals(edge: EdgeAgent, paths: list[CounterPath]) -> dict[CounterPath, int]:
-    async with asyncio.timeout(30):
-        while True:
-            totals = {path: edge.total(path) for path in paths}
-            if all(value is not None for value in totals.values()):
-                return {path: value for path, value in totals.items() if value is not None}
-            await asyncio.sleep(0.1)
-
-
-async def _until_quiet(edge: EdgeAgent, paths: list[CounterPath], quiet_s: float = 1.5) -> None:
-    """Until the edge's totals stood still for `quiet_s` (at most 15 s)."""
-    loop = asyncio.get_running_loop()
-    last, since, deadline = None, loop.time(), loop.time() + 15
-    while loop.time() < deadline and loop.time() - since < quiet_s:
-        now = [edge.total(path) for path in paths]
-        if now != last:
-            last, since = now, loop.time()
-        await asyncio.sleep(0.1)
 
 
 def _influx_totals(influxd: InfluxService) -> dict[str, tuple[int, int, int]]:
@@ -106,15 +64,22 @@ async def test_every_unit_lands_once_in_influxdb_and_on_the_server(
         reset_every_s=5,
         paused=True,
     ) as (plant, sim):
-        edge_config, server_config = _configs(plant, tmp_path, mosquitto.port, influxd.url)
+        edge_config, server_config = local_configs(
+            plant,
+            tmp_path / "plant.yaml",  # the configs carry the plant; the path is informative
+            tmp_path,
+            mqtt_port=mosquitto.port,
+            http_port=0,
+            influxdb=InfluxV1(api="v1", url=influxd.url, database=DATABASE),
+        )
         paths = list(sim.ground_truth())
         async with EdgeAgent(edge_config) as edge, Server(server_config) as server:
-            first = await _wait_first_totals(edge, paths)
+            first = await first_totals(edge, paths)
             sim.resume()
             await asyncio.sleep(PRODUCTION_S)
             sim.pause()
             await sim.settle()
-            await _until_quiet(edge, paths)  # the last notifications travel to the edge
+            await until_quiet(edge, paths)  # the last notifications travel to the edge
             await edge.wait_synced(timeout=30)
 
             truth = sim.ground_truth()

@@ -53,8 +53,13 @@ async def run_demo(
                 yaml.safe_dump(plant.model_dump(mode="json", exclude_none=True), sort_keys=False),
                 encoding="utf-8",
             )
-            edge_config, server_config = _configs(
-                plant, plant_file, state, mqtt_port, port, influxdb
+            edge_config, server_config = local_configs(
+                plant,
+                plant_file,
+                state,
+                mqtt_port=mqtt_port,
+                http_port=port,
+                influxdb=InfluxV1(api="v1", url=influxdb) if influxdb else None,
             )
             async with (
                 PlantSimulator(
@@ -63,7 +68,7 @@ async def run_demo(
                 EdgeAgent(edge_config) as edge,
                 Server(server_config) as server,
             ):
-                baseline = await _first_totals(edge, list(sim.ground_truth()))
+                baseline = await first_totals(edge, list(sim.ground_truth()))
                 sim.resume()
                 _announce(plant, server.url, state, mqtt_port)
                 parts = [
@@ -81,27 +86,30 @@ async def run_demo(
                     await asyncio.gather(*parts, return_exceptions=True)
                     sim.pause()
                     await sim.settle()
-                    await _until_quiet(edge, list(baseline))
+                    await until_quiet(edge, list(baseline))
                     with contextlib.suppress(TimeoutError):
                         await edge.wait_synced(timeout=SETTLE_S)
                     _summary(sim, edge, baseline)
 
 
-def _configs(
+def local_configs(
     plant: Plant,
     plant_file: Path,
     state: Path,
+    *,
     mqtt_port: int,
     http_port: int,
-    influxdb: str | None,
+    influxdb: InfluxV1 | None,
 ) -> tuple[EdgeConfig, ServerConfig]:
+    """One edge for every source of `plant` and the server, on a local broker (the demo's
+    wiring; the end-to-end test uses it too). The edge's health port is any free one."""
     bus = MqttConnection(port=mqtt_port)
     edge = EdgeSettings(
         plant=plant_file,
         edge_id="demo-edge",
         state_dir=state / "edge",
         live_bus=bus.model_copy(update={"client_id": "taktline-demo-edge"}),
-        influxdb=InfluxV1(api="v1", url=influxdb) if influxdb else None,
+        influxdb=influxdb,
         http=HttpListen(port=0),
     )
     server = ServerSettings(
@@ -149,7 +157,7 @@ async def _progress(url: str, duration: float | None) -> None:
             )
 
 
-async def _first_totals(edge: EdgeAgent, paths: list[CounterPath]) -> dict[CounterPath, int]:
+async def first_totals(edge: EdgeAgent, paths: list[CounterPath]) -> dict[CounterPath, int]:
     """Wait (production paused) until the edge has read every counter once; their totals."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + SETTLE_S
@@ -162,7 +170,7 @@ async def _first_totals(edge: EdgeAgent, paths: list[CounterPath]) -> dict[Count
     raise RuntimeError(f"the edge read nothing from {', '.join(missing)} in {SETTLE_S:g}s")
 
 
-async def _until_quiet(edge: EdgeAgent, paths: list[CounterPath]) -> None:
+async def until_quiet(edge: EdgeAgent, paths: list[CounterPath]) -> None:
     """Wait (at most SETTLE_S) until the edge's totals stood still for QUIET_S: the last
     notifications travel from the simulator's servers to the edge after production stopped."""
     loop = asyncio.get_running_loop()

@@ -165,3 +165,9 @@ def test_fed_line_without_units_for_three_takts_is_stopped(
     assert (state["status"], state["stopped_since"]) == ("stopped", last_unit)
     feed(board, clock, 16_250_002, 1)
     assert (fa1(board)["status"], fa1(board)["stopped_since"]) == ("running", None)
+
+
+def test_a_timestamp_without_time_zone_is_malformed(board: LineBoard) -> None:
+    body = b'{"total": 5, "delta": 1, "ts": "2026-11-25T10:00:00"}'
+    assert board.handle(counter_topic(FA1), body) == set()
+    assert board.rejected["malformed"] == 1
