@@ -1,21 +1,16 @@
 """One place that turns an `MqttConnection` from config into an MQTT client.
 
-`mqtt_client`: an aiomqtt client (asyncio; where speed does not matter: the live bus).
-`paho_client`: a paho-mqtt client with manual acknowledgement for the collector's hot path,
-which runs paho's own network thread (see collectors/mqtt/session.py).
+`mqtt_client`: an aiomqtt client (asyncio; where speed does not matter: the server, the
+simulator). `tls_context`: the SSL context of a connection's TLS settings, for every client.
+The hot paths (the MQTT collector, the live-bus sink) use our own codec (taktline/mqttwire.py).
 """
 
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
-from typing import Literal
 
 import aiomqtt
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from taktline.model.connections import MqttConnection, TlsSettings
 
@@ -61,60 +56,4 @@ def mqtt_client(
         keepalive=connection.keepalive_s,
         tls_context=tls_context(connection.tls) if connection.tls else None,
         **kwargs,  # type: ignore[arg-type]
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class PahoClient:
-    """A configured (unconnected) paho client and what `connect` needs."""
-
-    client: paho.Client
-    host: str
-    port: int
-    keepalive: int
-    clean_start: bool | Literal[3]
-    properties: Properties | None
-
-
-def paho_client(
-    connection: MqttConnection,
-    *,
-    identifier: str,
-    persistent_session: bool = True,
-    receive_maximum: int | None = None,
-) -> PahoClient:
-    """A paho client with manual acknowledgement (`client.ack(mid, qos)`) and no automatic
-    reconnect (the caller reconnects with its own backoff).
-
-    With `persistent_session`: clean_session false on 3.1.1; clean_start false and a session
-    expiry of SESSION_EXPIRY_S on 5. `receive_maximum` (MQTT 5) bounds the QoS 1 messages the
-    broker sends before they are acknowledged. Raises SecretError when the password is missing.
-    """
-    v5 = connection.protocol == "5"
-    client = paho.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=identifier,
-        clean_session=None if v5 else not persistent_session,
-        protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
-        reconnect_on_failure=False,
-        manual_ack=True,
-    )
-    if connection.username is not None:
-        password = connection.password.reveal() if connection.password else None
-        client.username_pw_set(connection.username, password)
-    if connection.tls is not None:
-        client.tls_set_context(tls_context(connection.tls))
-    properties: Properties | None = None
-    if v5:
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        if persistent_session:
-            properties.SessionExpiryInterval = SESSION_EXPIRY_S
-        if receive_maximum is not None:
-            properties.ReceiveMaximum = receive_maximum
-    # 3.1.1 takes clean_session (above); connect() refuses a clean_start other than the default
-    clean_start: bool | Literal[3] = (
-        False if v5 and persistent_session else paho.MQTT_CLEAN_START_FIRST_ONLY
-    )
-    return PahoClient(
-        client, connection.host, connection.port, connection.keepalive_s, clean_start, properties
     )
