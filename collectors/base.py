@@ -28,6 +28,10 @@ class SourceHealth:
     connected: bool = False
     last_data_at: dt.datetime | None = None
     reconnects: int = 0
+    resubscribes: int = 0
+    """Subscriptions rebuilt on the same session (an OPC UA subscription that fell silent)."""
+    readings: int = 0
+    """Readings the edge took from this source."""
     last_error: str | None = None
     rejected: int = 0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)

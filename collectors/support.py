@@ -10,7 +10,8 @@ import datetime as dt
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Hashable
+from collections import deque
+from collections.abc import AsyncIterator, Hashable, Sequence
 from types import TracebackType
 from typing import Self
 
@@ -97,27 +98,55 @@ class ReadingStream:
     """The bounded queue between a collector's receive task and its one consumer.
 
     Overflow policy BLOCK (back-pressure): when `maxsize` readings wait, `put` waits until the
-    consumer takes one; nothing is dropped here. What happens upstream meanwhile is the
-    protocol's business and is documented in each collector's README.
+    consumer has taken the queue down to half of that (so a held-back producer resumes with
+    room for a batch, not for one reading at a time); nothing is dropped here. What happens
+    upstream meanwhile is the protocol's business and is documented in each collector's README.
     `close()` ends iteration once the queued readings are taken; `fail(exc)` ends it by raising.
     """
 
     def __init__(self, health: SourceHealth, maxsize: int = 10_000) -> None:
+        if maxsize < 1:
+            raise ValueError("maxsize must be at least 1")
         self._health = health
-        self._queue: asyncio.Queue[Reading | None] = asyncio.Queue(maxsize)
+        self._maxsize = maxsize
+        self._resume_at = maxsize // 2
+        self._items: deque[Reading] = deque()
+        self._readable = asyncio.Event()
+        """Set while readings wait or the stream is closed."""
+        self._writable = asyncio.Event()
+        """Set while the queue has room for the producer."""
+        self._writable.set()
         self._closed = False
         self._error: BaseException | None = None
 
     async def put(self, reading: Reading) -> None:
         """Queue one reading (waits while the queue is full)."""
-        self._health.last_data_at = reading.received_at
-        await self._queue.put(reading)
+        await self.put_many((reading,))
+
+    async def put_many(self, readings: Sequence[Reading]) -> None:
+        """Queue readings in order (waits whenever the queue is full)."""
+        if not readings:
+            return
+        self._health.last_data_at = readings[-1].received_at
+        items, done = self._items, 0
+        while True:
+            room = self._maxsize - len(items)
+            if room > 0:
+                if done == 0 and room >= len(readings):
+                    items.extend(readings)
+                else:
+                    items.extend(readings[done : done + room])
+                done += room
+                self._readable.set()
+                if done >= len(readings):
+                    return
+            self._writable.clear()
+            await self._writable.wait()
 
     def close(self) -> None:
         """No more readings will come."""
         self._closed = True
-        if not self._queue.full():
-            self._queue.put_nowait(None)  # wakes a consumer waiting on an empty queue
+        self._readable.set()  # wakes a consumer waiting on an empty queue
 
     def fail(self, error: BaseException) -> None:
         """The receive task died: the consumer gets `error` after the queued readings."""
@@ -125,10 +154,17 @@ class ReadingStream:
         self.close()
 
     async def __aiter__(self) -> AsyncIterator[Reading]:
-        while not (self._closed and self._queue.empty()):
-            reading = await self._queue.get()
-            if reading is not None:
+        items, writable = self._items, self._writable
+        while True:
+            while items:
+                reading = items.popleft()
+                if len(items) <= self._resume_at and not writable.is_set():
+                    writable.set()
                 yield reading
+            if self._closed:
+                break
+            self._readable.clear()
+            await self._readable.wait()
         if self._error is not None:
             raise self._error
 

@@ -2,8 +2,8 @@
 
 Data path and overflow (each stage bounded; see README.md, "Flow control"):
 
-    broker --(QoS 1: at most receive_maximum unacknowledged)--> paho thread
-    -> MqttSession pending list (max_pending, BLOCK: holds the paho thread)
+    broker --(QoS 1: at most receive_maximum unacknowledged)--> asyncio transport (our codec)
+    -> MqttSession pending list (max_pending, BLOCK: pauses reading the socket)
     -> this task: parse a batch -> ReadingStream (queue_size, BLOCK) -> the edge
     -> outbox commit -> `acknowledge(receipts)` -> PUBACK
 
@@ -20,8 +20,6 @@ import logging
 import time
 from collections.abc import Sequence
 
-import paho.mqtt.client as paho
-
 from collectors.base import SourceHealth
 from collectors.mqtt.dedupe import RecentIds
 from collectors.mqtt.payload import PayloadError, Rejection, parse
@@ -31,6 +29,7 @@ from collectors.mqtt.sparkplug import codec
 from collectors.mqtt.sparkplug.host import HostStats, SparkplugHost
 from collectors.support import BackgroundCollector, Backoff, ReadingStream, Throttle, utc_now
 from taktline.model.sources import MqttSource
+from taktline.mqttwire import Message
 from taktline.records import Quality, Reading
 
 log = logging.getLogger(__name__)
@@ -93,7 +92,9 @@ class MqttCollector(BackgroundCollector):
                     if isinstance(item, int):
                         generation = item
                         continue
-                    receipt = self._session.receipt(generation, item.mid) if item.qos else None
+                    receipt = (
+                        self._session.receipt(generation, item.packet_id) if item.qos else None
+                    )
                     readings = self._readings(item, received_at, receipt)
                     if not readings and receipt is not None:
                         self._session.ack([receipt])
@@ -101,15 +102,11 @@ class MqttCollector(BackgroundCollector):
                         await self._stream.put(reading)
 
     def _readings(
-        self, message: paho.MQTTMessage, received_at: dt.datetime, receipt: int | None
+        self, message: Message, received_at: dt.datetime, receipt: int | None
     ) -> list[Reading]:
         """The readings one message carries (none when it is rejected or a duplicate); the
         last one carries the message's receipt."""
-        try:
-            topic = message.topic
-        except UnicodeDecodeError:
-            self._reject("(not UTF-8)", PayloadError(Rejection.UNKNOWN_TOPIC, "topic not UTF-8"))
-            return []
+        topic = message.topic
         try:
             route = self._router.route(topic)
             if route is None:
@@ -141,7 +138,7 @@ class MqttCollector(BackgroundCollector):
             )
         ]
 
-    def _sparkplug(self, topic: str, payload: bytes | bytearray) -> list[Reading]:
+    def _sparkplug(self, topic: str, payload: bytes) -> list[Reading]:
         assert self._host is not None
         parts = codec.parse_topic(topic)
         if parts is None or parts.group != self._host.group:

@@ -144,17 +144,19 @@ async def test_duplicates_by_message_id_are_dropped(mosquitto: MosquittoService)
     assert collector.health.rejected == 0  # a duplicate is no bad input
 
 
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
 async def test_unacknowledged_messages_come_again_and_acknowledged_ones_do_not(
-    mosquitto: MosquittoService,
+    mosquitto: MosquittoService, protocol: str
 ) -> None:
-    """Manual acknowledgement and the persistent session (MQTT 5 session expiry)."""
+    """Manual acknowledgement and the persistent session (clean session false on 3.1.1,
+    clean start false and a session expiry on 5)."""
     mapping = {
         "topic": "eol/results",
         "counter": "s/a/l/eol/tested",
         "value": "n",
         "message_id": "id",
     }
-    source = mqtt_source(mosquitto, topics=[mapping])
+    source = mqtt_source(mosquitto, protocol, topics=[mapping])
     async with running(source) as collector:
         async with device(mosquitto) as dev:
             for n in range(1, 6):

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiomqtt
@@ -12,40 +9,11 @@ import pytest
 
 from collectors.mqtt import MqttCollector
 from collectors.support import Backoff
-from taktline.localbroker import free_port
 from taktline.mqttclient import tls_context
 from tests.collectors.helpers import wait_for
 from tests.collectors.mqtt.helpers import mqtt_source, running, take
-from tests.collectors.mqtt.pki import Pki, make_pki
-from tests.fixtures.services import MosquittoService, require_binary
-
-
-@pytest.fixture
-def pki(tmp_path: Path) -> Pki:
-    return make_pki(tmp_path)
-
-
-@pytest.fixture
-def tls_broker(tmp_path: Path, pki: Pki) -> Iterator[MosquittoService]:
-    """Mosquitto that wants TLS, a client certificate of the test CA, and a password."""
-    passwd = require_binary("mosquitto_passwd", "mosquitto")
-    users = tmp_path / "users"
-    users.write_text("")
-    subprocess.run([passwd, "-b", str(users), "edge", "s3cret"], check=True)
-    port = free_port()
-    conf = tmp_path / "tls.conf"
-    conf.write_text(
-        f"user {getpass.getuser()}\n"  # as root, mosquitto would drop to a user who cannot read
-        f"listener {port} 127.0.0.1\n"
-        f"cafile {pki.ca}\ncertfile {pki.server_cert}\nkeyfile {pki.server_key}\n"
-        "require_certificate true\n"
-        f"allow_anonymous false\npassword_file {users}\n"
-        "max_queued_messages 100000\nmax_inflight_messages 1000\n"
-    )
-    service = MosquittoService("127.0.0.1", port, conf, require_binary("mosquitto", "mosquitto"))
-    service.start()
-    yield service
-    service.stop()
+from tests.collectors.mqtt.pki import Pki
+from tests.fixtures.services import MosquittoService
 
 
 async def test_tls_with_a_client_certificate_and_a_password_file(
