@@ -3,7 +3,8 @@
 Data path and overflow (subscribe mode), from the server to the consumer:
 
     publish loop (asyncua) -> NodeGroup._on_publish -> Inbox (bounded, DROP_OLDEST)
-        -> receive task (here: DataValue -> Reading) -> ReadingStream (bounded, BLOCK)
+        -> receive task (here: DataValue -> Reading, TAKE_MOST at a time)
+        -> ReadingStream (bounded, BLOCK)
 
 The publish loop never waits for us. While the consumer is slow the ReadingStream is full,
 the receive task waits (back-pressure), and once the Inbox is full too its oldest
@@ -38,7 +39,6 @@ from collectors.opcua.polling import Poller
 from collectors.opcua.subscription import (
     Inbox,
     NodeGroup,
-    Notification,
     Recovery,
     SubscriptionLostError,
 )
@@ -52,6 +52,7 @@ from collectors.support import (
 )
 from taktline.model.secrets import SecretError
 from taktline.model.sources import OpcUaSource, ResolvedSubscription
+from taktline.records import Reading
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,10 @@ GONE = frozenset({StatusCodes.BadNodeIdUnknown, StatusCodes.BadNodeIdInvalid})
 
 TICK_S = 0.5
 """How often the receive task checks the watchdog and the retry of refused nodes."""
+
+TAKE_MOST = 1000
+"""Notifications the receive task converts at a time (one reception time, one stream put):
+few enough that what it holds outside the Inbox stays small."""
 
 
 class OpcUaCollector(BackgroundCollector):
@@ -84,7 +89,6 @@ class OpcUaCollector(BackgroundCollector):
         self.health = SourceHealth(source.id)
         self._source = source
         self._nodes = parse_nodes(source.nodes)
-        self._by_handle = {node.handle: node for node in self._nodes}
         self._values = node_values(source, self._nodes)
         self._inbox = Inbox(queue_size)
         self._groups = [
@@ -220,9 +224,9 @@ class OpcUaCollector(BackgroundCollector):
         retry_at = time.monotonic() + retry.next_delay()
         next_tick = time.monotonic() + TICK_S
         while True:
-            note = await self._inbox.get(max(0.0, next_tick - time.monotonic()))
-            if note is not None:
-                await self._deliver(note)
+            notes = await self._inbox.take(max(0.0, next_tick - time.monotonic()), TAKE_MOST)
+            if notes:
+                await self._deliver(notes)
             now = time.monotonic()
             if now < next_tick:
                 continue
@@ -252,7 +256,7 @@ class OpcUaCollector(BackgroundCollector):
                 group.subscription_id,
                 silent,
             )
-            self.health.reconnects += 1
+            self.health.resubscribes += 1
             await group.delete()
             await group.create(client, batch)
             await self._report_refused(group, group.nodes)
@@ -275,15 +279,28 @@ class OpcUaCollector(BackgroundCollector):
             self._missing.add(address)
             log.warning("source %s: node %s: %s; retrying", self.source_id, address, error.name)
 
-    async def _deliver(self, note: Notification) -> None:
-        node = self._by_handle.get(note.handle)
-        if node is None:  # not one of ours; handles are ours, so never expected
-            return
-        status = note.value.StatusCode
-        group = self._group_of[node.handle]
-        if status is not None and status.value in GONE and node.handle in group.items:
-            await group.unmonitor(node, status)  # retried with the refused nodes
-        await self._put(node, note.value)
+    async def _deliver(self, notes: Sequence[ua.MonitoredItemNotification]) -> None:
+        """The readings of notifications taken together (received now, put in order)."""
+        received_at = utc_now()
+        readings: list[Reading] = []
+        converters = self._values
+        for note in notes:
+            converter = converters.get(note.ClientHandle)
+            if converter is None:  # not one of ours; handles are ours, so never expected
+                continue
+            value = note.Value
+            status = value.StatusCode
+            if status is not None and status.value in GONE:
+                node = converter.node
+                group = self._group_of[node.handle]
+                if node.handle in group.items:
+                    await group.unmonitor(node, status)  # retried with the refused nodes
+            reading = converter.convert(value, received_at)
+            if converter.error is not None:
+                self.health.rejected += 1
+            if reading is not None:
+                readings.append(reading)
+        await self._stream.put_many(readings)
 
     async def _put(self, node: MappedNode, value: ua.DataValue) -> None:
         """The node's reading (its converter logs a node's trouble once)."""

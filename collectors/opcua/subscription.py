@@ -52,33 +52,29 @@ class SubscriptionLostError(RuntimeError):
     """The server or the connection ended a subscription (Bad status, BadShutdown)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Notification:
-    """One monitored item's new value: the client handle of its node and the DataValue."""
-
-    handle: int
-    value: ua.DataValue
-
-
 class Inbox:
     """The bounded queue between asyncua's publish loop and the collector's receive task.
 
-    Overflow policy DROP_OLDEST: `put` never waits (the publish loop must keep publishing and
-    acknowledging), so when `maxsize` notifications wait the oldest is dropped and counted in
-    `dropped`. `fail(reason)` ends the session: `get` raises once the queue is drained.
+    It holds asyncua's own MonitoredItemNotification of each change (client handle and
+    DataValue). Overflow policy DROP_OLDEST: `put_many` never waits (the publish loop must keep
+    publishing and acknowledging), so when `maxsize` notifications wait the oldest are dropped
+    and counted in `dropped`. `fail(reason)` ends the session: `take` raises once the queue is
+    drained.
     """
 
     def __init__(self, maxsize: int) -> None:
-        self._items: deque[Notification] = deque(maxlen=maxsize)
+        self._items: deque[ua.MonitoredItemNotification] = deque(maxlen=maxsize)
+        self._maxsize = maxsize
         self._ready = asyncio.Event()
         self._failure: str | None = None
         self.dropped = 0
 
-    def put(self, item: Notification) -> None:
-        """Queue one notification, dropping the oldest when full."""
-        if len(self._items) == self._items.maxlen:
-            self.dropped += 1
-        self._items.append(item)
+    def put_many(self, items: Sequence[ua.MonitoredItemNotification]) -> None:
+        """Queue the notifications of one message in order, dropping the oldest when full."""
+        overflow = len(self._items) + len(items) - self._maxsize
+        if overflow > 0:
+            self.dropped += overflow
+        self._items.extend(items)
         self._ready.set()
 
     def fail(self, reason: str) -> None:
@@ -91,19 +87,24 @@ class Inbox:
         """A new session starts: forget the failure, keep the queued notifications."""
         self._failure = None
 
-    async def get(self, wait_s: float) -> Notification | None:
-        """The oldest notification; None after `wait_s`; SubscriptionLostError after fail()."""
-        if not self._items and self._failure is None:
+    async def take(self, wait_s: float, most: int) -> list[ua.MonitoredItemNotification]:
+        """The oldest `most` notifications (or fewer); none after `wait_s`;
+        SubscriptionLostError after fail() once none is left."""
+        items = self._items
+        if not items and self._failure is None:
             self._ready.clear()
             try:
                 await asyncio.wait_for(self._ready.wait(), wait_s)
             except TimeoutError:
-                return None
-        if self._items:
-            return self._items.popleft()
-        if self._failure is not None:
+                return []
+        if len(items) <= most:
+            taken = list(items)
+            items.clear()
+        else:
+            taken = [items.popleft() for _ in range(most)]
+        if not taken and self._failure is not None:
             raise SubscriptionLostError(self._failure)
-        return None
+        return taken
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,8 +310,7 @@ class NodeGroup:
     def _take(self, message: ua.NotificationMessage) -> None:
         for data in message.NotificationData:
             if isinstance(data, ua.DataChangeNotification):
-                for item in data.MonitoredItems:
-                    self._inbox.put(Notification(item.ClientHandle, item.Value))
+                self._inbox.put_many(data.MonitoredItems)
             elif isinstance(data, ua.StatusChangeNotification) and not data.Status.is_good():
                 self._inbox.fail(f"subscription ended: {data.Status.name}")
 

@@ -72,7 +72,8 @@ def utc(ts: dt.datetime | None) -> dt.datetime | None:
     """A timezone-aware UTC timestamp; None for a missing or zero OPC UA DateTime."""
     if ts is None:
         return None
-    ts = ts.replace(tzinfo=dt.UTC) if ts.tzinfo is None else ts.astimezone(dt.UTC)
+    if ts.tzinfo is not dt.UTC:  # asyncua's are UTC already
+        ts = ts.replace(tzinfo=dt.UTC) if ts.tzinfo is None else ts.astimezone(dt.UTC)
     return None if ts <= _NO_TIME else ts
 
 
@@ -115,6 +116,19 @@ class NodeValue:
     and once when it ends.
     """
 
+    __slots__ = (
+        "_address",
+        "_bit",
+        "_plain",
+        "_rounding_logged",
+        "_trouble",
+        "error",
+        "good",
+        "node",
+        "source_id",
+        "stamp",
+    )
+
     def __init__(
         self,
         source_id: str,
@@ -131,9 +145,36 @@ class NodeValue:
         self._bit: bool | None = None
         self._trouble: str | None = None
         self._rounding_logged = False
+        self._address = node.address
+        self._plain = node.index is None and node.count_edges is None
 
     def convert(self, value: ua.DataValue, received_at: dt.datetime) -> Reading | None:
         """The Reading for one data change; None for a Boolean change that is no edge."""
+        status = value.StatusCode
+        variant = value.Value
+        if (
+            self._plain
+            and (status is None or status.value == 0)
+            and variant is not None
+            and type(variant.Value) is int
+            and variant.VariantType in INTEGER_TYPES
+            and self._trouble is None
+        ):  # the common case, as the general path below decides it: a plain Good integer
+            self.error = None
+            return Reading(
+                self.source_id,
+                self._address,
+                variant.Value,
+                utc(value.SourceTimestamp),
+                utc(value.ServerTimestamp),
+                received_at,
+                Quality.GOOD,
+                None,
+                self.stamp,
+            )
+        return self._convert(value, received_at)
+
+    def _convert(self, value: ua.DataValue, received_at: dt.datetime) -> Reading | None:
         status = value.StatusCode
         quality = quality_of(status, self.good)
         self._check_overflow(status)

@@ -164,7 +164,7 @@ async def test_a_server_that_stops_publishing_is_noticed_and_resubscribed(
         paused_at = dt.datetime.now(dt.UTC)
         after = await collect_until(readings, lambda seen: seen[-1].value == 16_250_300, 20)
         assert after[-1].received_at - paused_at > dt.timedelta(seconds=2)  # noticed, not sent
-        assert collector.health.reconnects == 1
+        assert (collector.health.resubscribes, collector.health.reconnects) == (1, 0)
         assert plc.sessions_created == 1  # the subscription was rebuilt, not the session
         assert "silent" in caplog.text
 

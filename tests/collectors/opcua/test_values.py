@@ -238,6 +238,39 @@ def test_trouble_is_logged_when_it_starts_and_once_when_it_ends(
     ]
 
 
+def test_a_good_status_with_info_bits_counts_and_says_values_were_lost(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    overflow = ua.StatusCodes.Good | 0x0480  # InfoType DataValue, Overflow
+    with caplog.at_level(logging.WARNING, logger="collectors.opcua.values"):
+        reading = NodeValue("eol", node()).convert(value(7, V.UInt32, overflow), NOW)
+    assert reading is not None
+    assert (reading.value, reading.quality) == (7, Quality.GOOD)
+    assert [r.getMessage() for r in caplog.records] == [
+        "source eol: node ns=2;s=X: the server's queue overflowed, changes were lost"
+    ]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        value(5, V.UInt32),
+        value(5, V.UInt32, ua.StatusCodes.UncertainLastUsableValue),
+        value(5, V.UInt32, ua.StatusCodes.BadSensorFailure),
+        value(True, V.Boolean),
+        value(5.5, V.Double),
+        value([1, 2], V.UInt32),
+        value(None, V.Null),
+        ua.DataValue(ua.Variant(5, V.Int64), SourceTimestamp=dt.datetime(2026, 1, 1, 12)),
+        ua.DataValue(ua.Variant(5, V.Int64), StatusCode=None),
+    ],
+)
+def test_a_plain_node_reads_each_value_as_the_stateless_form_does(data: ua.DataValue) -> None:
+    """The converter's shortcut for Good integers gives what its general path gives."""
+    expected, _ = to_reading("eol", "ns=2;s=X", data, NOW)
+    assert NodeValue("eol", node()).convert(data, NOW) == expected
+
+
 @pytest.mark.parametrize("stamp", ["source", "server"])
 def test_both_timestamps_travel_and_the_source_setting_says_which_stamps(stamp: str) -> None:
     plant = OpcUaSource.model_validate(
