@@ -1,13 +1,13 @@
 """The edge agent: collectors -> counters -> outbox (group commit) -> sinks, plus health.
 
-Data path and overflow policy: each collector's readings go into one bounded queue
-(`queue_size`, policy BLOCK: a full queue stops pulling from the collectors). The committer takes
-everything that arrives within `commit_interval_ms` of the first reading, applies the counter
-semantics (edge.counters) and stores the updates with the new counter states in one outbox
-transaction. When the outbox is full it keeps the batch, raises the `outbox full` alarm (health,
-metrics, one log line) and retries until a sink made room; meanwhile the queue fills and the
-collectors are held back. Nothing is dropped. Each sink delivers from its own outbox cursor in
-its own task.
+Data path and overflow policy: each collector's readings go into one bounded intake
+(`queue_size`, policy BLOCK: a full intake stops pulling from the collectors). The committer takes
+everything that arrives within `commit_interval_ms` of the first reading as one list, applies the
+counter semantics (`CounterBook`, edge.counters) and stores the updates with the states of the
+counters they changed in one outbox transaction. When the outbox is full it keeps the batch,
+raises the `outbox full` alarm (health, metrics, one log line) and retries until a sink made
+room; meanwhile the intake fills and the collectors are held back. Nothing is dropped. Each
+sink delivers from its own outbox cursor in its own task.
 
 Acknowledgement: after the commit that holds a batch, the receipts of its readings (mapped or
 not, counted or not) go back, in order, to the collector that made them when it is
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
-from collections import Counter as Tally
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import TracebackType
@@ -27,36 +27,35 @@ from typing import Any, Self
 
 from collectors.base import Acknowledging, Collector
 from collectors.registry import create_collector
-from edge.clock import from_ns, now_ns, reading_ts_ns, to_ns
+from edge.book import CounterBook
+from edge.clock import now_ns
 from edge.counters import (
     DEFAULT_RULES,
-    CounterLogic,
     Decision,
-    Step,
     TotalRules,
-    counter_logic,
 )
 from edge.health import HealthSnapshot, SinkStatus, problems_of
 from edge.http import HealthServer
+from edge.intake import Intake
 from edge.mapping import SourceMap
 from edge.metrics import edge_registry
-from edge.outbox import Outbox, OutboxFullError
+from edge.outbox import Outbox, OutboxFullError, UpdateRow
 from edge.sinks.base import Sink
 from edge.sinks.forwarder import DEFAULT_BACKOFF, Backoff, forward
-from edge.sinks.influxdb import InfluxV1Sink
 from edge.sinks.livebus import LiveBusSink
 from taktline.config.loader import EdgeConfig
 from taktline.config.settings import InfluxV2
 from taktline.model.paths import CounterPath
 from taktline.model.sources import Source
-from taktline.records import CounterUpdate, Reading
+from taktline.records import Quality, Reading
 
 log = logging.getLogger(__name__)
 
 OUTBOX_FILE = "outbox.sqlite"
 HISTORY_WITHOUT_INFLUXDB = 100_000
 """Delivered updates the outbox keeps when no InfluxDB is configured (the edge's history)."""
-_LOGGED = {Decision.RESET, Decision.ROLLOVER, Decision.GLITCH}
+_LOGGED = frozenset({Decision.RESET, Decision.ROLLOVER, Decision.GLITCH})
+_GOOD = Quality.GOOD.value
 _FULL_RETRY_S = 0.2
 _FLUSH_TIMEOUT_S = 10.0
 _MAX_BATCH = 10_000
@@ -85,14 +84,12 @@ class EdgeAgent:
         self._backoff = backoff
         self._rules = rules
         self._expire_every_s = expire_every_s
-        self._queue: asyncio.Queue[Reading] = asyncio.Queue(maxsize=queue_size)
+        self._intake = Intake(queue_size)
         self._in_flight = 0
         self._collectors: list[Collector] = []
         self._acknowledging: dict[str, Acknowledging] = {}
         self._sinks: list[Sink] = []
-        self._counters: dict[CounterPath, CounterLogic] = {}
-        self._decisions: dict[CounterPath, Tally[Decision]] = {}
-        self._unmapped: Tally[tuple[str, str]] = Tally()
+        self._book: CounterBook | None = None
         self._outbox_full = False
         self._tasks: dict[str, list[asyncio.Task[None]]] = {}
         self._stopping = False
@@ -136,13 +133,12 @@ class EdgeAgent:
 
     def total(self, path: CounterPath) -> int | None:
         """A counter's lifetime total (None before its first good reading)."""
-        logic = self._counters.get(path)
-        return logic.total if logic is not None else None
+        return self._book.total(path) if self._book is not None else None
 
     def health(self) -> HealthSnapshot:
         """A snapshot for /healthz and /metrics."""
         now = now_ns()
-        outbox = self.outbox
+        outbox, book = self.outbox, self._book
         sinks = [
             SinkStatus(
                 sink.health,
@@ -161,12 +157,10 @@ class EdgeAgent:
             outbox_undelivered=outbox.undelivered() if outbox else 0,
             outbox_max_records=self.settings.outbox.max_records,
             outbox_full=self._outbox_full,
-            decisions={
-                str(path): {decision.value: n for decision, n in tally.items()}
-                for path, tally in self._decisions.items()
-            },
-            totals={str(path): logic.total for path, logic in self._counters.items()},
-            unmapped_readings=sum(self._unmapped.values()),
+            outbox_dropped=outbox.dropped if outbox else 0,
+            decisions=book.decisions() if book else {},
+            totals=book.totals() if book else {},
+            unmapped_readings=sum(book.unmapped.values()) if book else 0,
             problems=problems_of(sources, self._outbox_full),
         )
 
@@ -179,12 +173,10 @@ class EdgeAgent:
             [sink.name for sink in self._sinks],
             settings.outbox.max_records,
             retain_delivered=retain,
+            when_full=settings.outbox.when_full,
         )
         self.outbox = await self._stack.enter_async_context(outbox)
-        states = await outbox.states()
-        for path, counter in self.map.counters().items():
-            self._counters[path] = counter_logic(counter, states.get(str(path)), self._rules)
-            self._decisions[path] = Tally()
+        self._book = CounterBook(self.map.addresses(), await outbox.states(), self._rules)
         self.http = await self._stack.enter_async_context(
             HealthServer(settings.http, self.health, self.registry)
         )
@@ -209,7 +201,7 @@ class EdgeAgent:
             "edge %s: %d sources, %d counters, sinks %s, outbox %s, http %s",
             settings.edge_id,
             len(self._collectors),
-            len(self._counters),
+            len(self._book),
             [sink.name for sink in self._sinks],
             outbox.path,
             self.http.url,
@@ -218,12 +210,23 @@ class EdgeAgent:
     def _make_sinks(self) -> list[Sink]:
         settings = self.settings
         sinks: list[Sink] = [
-            LiveBusSink(settings.live_bus, settings.edge_id, self.map.lines, self._backoff)
+            LiveBusSink(
+                settings.live_bus,
+                settings.edge_id,
+                self.map.lines,
+                self._backoff,
+                max_rate_hz=settings.live_bus_max_rate_hz,
+            )
         ]
-        if isinstance(settings.influxdb, InfluxV2):
-            raise NotImplementedError("InfluxDB v2 (api: v2) is not supported yet; use api: v1")
-        if settings.influxdb is not None:
-            sinks.append(InfluxV1Sink(settings.influxdb))
+        influxdb = settings.influxdb
+        if isinstance(influxdb, InfluxV2):
+            from edge.sinks.influxdb_v2 import InfluxV2Sink  # aiohttp: only when configured
+
+            sinks.append(InfluxV2Sink(influxdb))
+        elif influxdb is not None:
+            from edge.sinks.influxdb import InfluxV1Sink  # httpx: only when configured
+
+            sinks.append(InfluxV1Sink(influxdb))
         return sinks
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str, group: str) -> None:
@@ -239,72 +242,54 @@ class EdgeAgent:
 
     def _synced(self) -> bool:
         outbox = self.outbox
-        if outbox is None or not self._queue.empty() or self._in_flight:
+        if outbox is None or self._intake or self._in_flight:
             return False
         return all(outbox.depth(sink.name) == 0 for sink in self._sinks)
 
     async def _read(self, collector: Collector) -> None:
+        intake = self._intake
+        health = collector.health
         async for reading in collector.readings():
-            await self._queue.put(reading)  # BLOCK when full: back-pressure on the collector
+            health.readings += 1
+            if not intake.add(reading):
+                await intake.put(reading)  # BLOCK when full: back-pressure on the collector
 
     async def _commit_loop(self) -> None:
-        while not (self._stopping and self._queue.empty()):
-            batch = await self._next_batch()
-            await self._commit(batch)
+        assert self._book is not None
+        book, intake = self._book, self._intake
+        most = max(1, min(_MAX_BATCH, self.settings.outbox.max_records // 10, intake.maxsize))
+        while not (self._stopping and not intake):
+            batch = await self._next_batch(most)
+            self._in_flight = len(batch)
+            rows, states = book.apply(batch, now_ns())
+            if rows or states:
+                await self._append(rows, states)
+            self._acknowledge(batch)
+            self._in_flight = 0
 
-    async def _next_batch(self) -> list[Reading]:
-        """Everything that arrives within commit_interval_ms of the first reading."""
+    async def _next_batch(self, most: int) -> list[Reading]:
+        """Everything that arrives within commit_interval_ms of the first reading (at most
+        `most` readings); while stopping, what waits."""
+        intake = self._intake
         if self._stopping:
-            return [self._queue.get_nowait() for _ in range(self._queue.qsize())]
+            return intake.take(most)
         try:
             async with asyncio.timeout(self._expire_every_s):
-                first = await self._queue.get()
+                await intake.wait_for(1)
         except TimeoutError:
             return []  # nothing came: still commit what expiry confirms
-        batch = [first]
-        self._in_flight = 1
-        most = max(1, min(_MAX_BATCH, self.settings.outbox.max_records // 10))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.outbox.commit_interval_ms / 1000
+        deadline = (
+            asyncio.get_running_loop().time() + self.settings.outbox.commit_interval_ms / 1000
+        )
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout_at(deadline):
-                while len(batch) < most:
-                    batch.append(await self._queue.get())
-                    self._in_flight = len(batch)
-        return batch
-
-    async def _commit(self, readings: list[Reading]) -> None:
-        updates: list[CounterUpdate] = []
-        touched: set[CounterPath] = set()
-        for reading in readings:
-            mapped = self.map.lookup(reading.source_id, reading.address)
-            if mapped is None:
-                self._unmapped_reading(reading)
-                continue
-            logic = self._counters[mapped.path]
-            step = logic.step(
-                reading.value,
-                reading.quality,
-                reading_ts_ns(reading),
-                to_ns(reading.received_at),
-                reading.message_id,
-            )
-            self._record(mapped.path, step, updates)
-            touched.add(mapped.path)
-        now = now_ns()
-        for path, logic in self._counters.items():
-            expired = logic.expire(now)
-            if expired is not None:
-                self._record(path, expired, updates)
-                touched.add(path)
-        if touched:
-            states = {str(path): self._counters[path].state_json() for path in touched}
-            await self._append(updates, states)
-        self._acknowledge(readings)
-        self._in_flight = 0
+                await intake.wait_for(most)
+        return intake.take(most)
 
     def _acknowledge(self, readings: list[Reading]) -> None:
         """Hand the receipts of committed readings back to their collectors, in order."""
+        if not self._acknowledging:
+            return
         receipts: dict[str, list[int]] = {}
         for reading in readings:
             if reading.receipt is not None:
@@ -314,35 +299,11 @@ class EdgeAgent:
             if collector is not None:
                 collector.acknowledge(items)
 
-    def _record(self, path: CounterPath, step: Step, updates: list[CounterUpdate]) -> None:
-        self._decisions[path][step.decision] += 1
-        if step.decision in _LOGGED:
-            log.info(
-                "counter %s: %s at raw %s, +%d, total %d",
-                path,
-                step.decision.value,
-                step.raw,
-                step.delta,
-                step.total,
-            )
-        if step.emit:
-            updates.append(
-                CounterUpdate(path, from_ns(step.ts_ns), step.raw, step.total, step.delta)
-            )
-
-    def _unmapped_reading(self, reading: Reading) -> None:
-        key = (reading.source_id, reading.address)
-        self._unmapped[key] += 1
-        if self._unmapped[key] == 1:
-            log.warning("source %s: no counter is mapped to %s", *key)
-
-    async def _append(
-        self, updates: list[CounterUpdate], states: dict[str, dict[str, object]]
-    ) -> None:
+    async def _append(self, rows: list[UpdateRow], states: dict[str, str]) -> None:
         assert self.outbox is not None
         while True:
             try:
-                await self.outbox.append(updates, states)
+                await self.outbox.append_rows(rows, states)
                 break
             except OutboxFullError as exc:
                 if not self._outbox_full:
@@ -354,7 +315,7 @@ class EdgeAgent:
             self._outbox_full = False
 
     async def _flush(self) -> None:
-        """On stop: let the committer store what it and the queue still hold (bounded wait)."""
+        """On stop: let the committer store what it and the intake still hold (bounded wait)."""
         self._stopping = True
         committer = self._tasks.get("committer", [])
         if committer:
@@ -370,6 +331,12 @@ def _log_failure(task: asyncio.Task[None]) -> None:
 
 
 async def run_edge(config: EdgeConfig) -> None:
-    """Run one edge agent until cancelled."""
+    """Run one edge agent until cancelled: the main of `taktline edge`.
+
+    What the start made (modules, plant model, counters, sessions) lives as long as the process,
+    so it is moved out of the garbage collector's sight (`gc.freeze`): every full collection
+    would otherwise walk all of it again while updates stream through.
+    """
     async with EdgeAgent(config) as agent:
+        gc.freeze()
         await agent.run()

@@ -9,20 +9,24 @@ from taktline.records import Reading
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
-_EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-_MAX_AHEAD = dt.timedelta(days=1)
+_US_PER_DAY = 86_400_000_000
+_EARLIEST_NS = 946_684_800_000_000_000
+"""2000-01-01T00:00:00Z: a timestamp before it is not plausible."""
+_MAX_AHEAD_NS = 86_400_000_000_000
+"""One day: a timestamp further ahead of reception is not plausible."""
 
 
 def to_ns(ts: dt.datetime) -> int:
-    """Nanoseconds since the epoch (microsecond precision, as datetime holds)."""
+    """Nanoseconds since the epoch (microsecond precision, as datetime holds); naive is UTC."""
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=dt.UTC)
-    return (ts - EPOCH) // _MICROSECOND * 1000
+    since = ts - EPOCH
+    return (since.days * _US_PER_DAY + since.seconds * 1_000_000 + since.microseconds) * 1000
 
 
 def from_ns(ns: int) -> dt.datetime:
     """An aware UTC datetime (nanoseconds below a microsecond are cut)."""
-    return EPOCH + dt.timedelta(microseconds=ns // 1000)
+    return EPOCH + _MICROSECOND * (ns // 1000)
 
 
 def now_ns() -> int:
@@ -30,18 +34,26 @@ def now_ns() -> int:
     return time.time_ns()
 
 
+def reading_times_ns(reading: Reading) -> tuple[int, int]:
+    """The time an update of `reading` is stamped with, and its reception time.
+
+    The stamp is the reading's chosen timestamp (`stamp`, the source timestamp by default) when
+    it is plausible (from 2000 on, not more than a day after reception), else the other one,
+    else reception time.
+    """
+    received = to_ns(reading.received_at)
+    if reading.stamp == "source":
+        first, second = reading.source_ts, reading.server_ts
+    else:
+        first, second = reading.server_ts, reading.source_ts
+    latest = received + _MAX_AHEAD_NS
+    if first is not None and _EARLIEST_NS <= (ns := to_ns(first)) <= latest:
+        return ns, received
+    if second is not None and _EARLIEST_NS <= (ns := to_ns(second)) <= latest:
+        return ns, received
+    return received, received
+
+
 def reading_ts_ns(reading: Reading) -> int:
-    """The time an update is stamped with: the reading's chosen timestamp (`stamp`, the source
-    timestamp by default) when it is plausible (after 2000, not more than a day ahead of
-    reception), else the other one, else reception time."""
-    chosen = (reading.source_ts, reading.server_ts)
-    for ts in chosen if reading.stamp == "source" else reversed(chosen):
-        if ts is not None and _plausible(ts, reading.received_at):
-            return to_ns(ts)
-    return to_ns(reading.received_at)
-
-
-def _plausible(ts: dt.datetime, received_at: dt.datetime) -> bool:
-    aware = ts if ts.tzinfo else ts.replace(tzinfo=dt.UTC)
-    received = received_at if received_at.tzinfo else received_at.replace(tzinfo=dt.UTC)
-    return _EARLIEST <= aware <= received + _MAX_AHEAD
+    """The time an update of `reading` is stamped with (see `reading_times_ns`)."""
+    return reading_times_ns(reading)[0]

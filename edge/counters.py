@@ -30,7 +30,8 @@ Readings of BAD or UNCERTAIN quality, without a value (BAD_QUALITY) or outside 0
 Known ambiguities: a reset from a value within `c` of zero counts as a correction (at most `c`
 units are not counted); a reset near the top of the range whose next value makes a plausible
 wrap (within both `s` and `r`) counts as a rollover; a reset after which the register passes its
-old value before the next reading counts as a glitch. The total never goes down.
+old value before the next reading counts as a glitch; a second reset before a reading confirmed
+the first loses the units counted between the two. The total never goes down.
 
 An `increment` counter adds each message's quantity (its value, 1 when absent); a message whose
 `message_id` is among the last `dedupe_window` ids is a DUPLICATE and counts nothing.
@@ -44,11 +45,12 @@ millisecond would otherwise become one point.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from taktline.model.assets import Counter
 from taktline.records import Quality
@@ -62,6 +64,8 @@ RATE_WEIGHT = 0.2
 """Weight of the newest reading in the counter's averaged rate."""
 TIE_STEP_NS = 1_000
 """Ties are broken by 1 µs: records carry datetimes, whose resolution is a microsecond."""
+_GOOD = Quality.GOOD
+_encode = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
 
 
 class Decision(StrEnum):
@@ -81,9 +85,16 @@ class Decision(StrEnum):
     OUT_OF_RANGE = "out_of_range"
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
-    """The outcome of one reading: the decision, the units it counted and the new total."""
+STATE_KEPT = frozenset({Decision.UNCHANGED, Decision.BAD_QUALITY, Decision.OUT_OF_RANGE})
+"""Decisions that leave a counter's state as it was (nothing new to persist)."""
+
+
+class Step(NamedTuple):
+    """The outcome of one reading: the decision, the units it counted and the new total.
+
+    A named tuple, not a frozen dataclass: one is made per reading, and a frozen dataclass
+    costs three times as much to build.
+    """
 
     decision: Decision
     delta: int
@@ -112,7 +123,7 @@ def default_max_step(bits: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class TotalState:
-    """The persisted state of a `total` counter."""
+    """The state of a `total` counter, as persisted (`TotalCounter.state` is a snapshot)."""
 
     total: int | None = None
     raw: int | None = None
@@ -129,15 +140,18 @@ class TotalState:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TotalState:
-        """Inverse of `to_json`."""
+        """Inverse of `to_json` (a missing key is None)."""
         return cls(**{name: data.get(name) for name in cls.__slots__})
 
 
 class CounterLogic(Protocol):
-    """One counter's semantics; `state_json()` is what the outbox persists."""
+    """One counter's semantics; `state_text()` is what the outbox persists (a JSON object)."""
 
     @property
     def total(self) -> int | None: ...
+
+    @property
+    def pending(self) -> bool: ...
 
     def step(
         self,
@@ -150,11 +164,32 @@ class CounterLogic(Protocol):
 
     def expire(self, now_ns: int) -> Step | None: ...
 
-    def state_json(self) -> dict[str, Any]: ...
+    def state_text(self) -> str: ...
 
 
 class TotalCounter:
-    """An absolute register that may roll over, reset, glitch or step back (see module table)."""
+    """An absolute register that may roll over, reset, glitch or step back (see module table).
+
+    Its state lives in plain attributes (one reading changes a few of them); `state` is a
+    `TotalState` snapshot of them.
+    """
+
+    __slots__ = (
+        "_base",
+        "_pending_at_ns",
+        "_pending_raw",
+        "_pending_ts_ns",
+        "_rate_per_s",
+        "_raw",
+        "_total",
+        "_ts_ns",
+        "confirm_after_ns",
+        "initial_total",
+        "max_correction",
+        "max_rate_per_s",
+        "max_step",
+        "modulus",
+    )
 
     def __init__(
         self,
@@ -170,16 +205,54 @@ class TotalCounter:
         self.max_step = rules.max_step if rules.max_step is not None else default_max_step(bits)
         self.max_correction = rules.max_correction
         self.confirm_after_ns = int(rules.confirm_after_s * NS_PER_S)
-        self.state = state or TotalState()
+        s = state or TotalState()
+        self._total = s.total
+        self._raw = s.raw
+        self._base = s.base
+        self._pending_raw = s.pending_raw
+        self._pending_ts_ns = s.pending_ts_ns
+        self._pending_at_ns = s.pending_at_ns
+        self._ts_ns = s.ts_ns
+        self._rate_per_s = s.rate_per_s
 
     @property
     def total(self) -> int | None:
         """The lifetime total, None before the first good reading."""
-        return self.state.total
+        return self._total
 
-    def state_json(self) -> dict[str, Any]:
-        """The state to persist."""
-        return self.state.to_json()
+    @property
+    def pending(self) -> bool:
+        """True while a drop is held (`expire` may confirm it)."""
+        return self._pending_raw is not None
+
+    @property
+    def state(self) -> TotalState:
+        """A snapshot of the state."""
+        return TotalState(
+            self._total,
+            self._raw,
+            self._base,
+            self._pending_raw,
+            self._pending_ts_ns,
+            self._pending_at_ns,
+            self._ts_ns,
+            self._rate_per_s,
+        )
+
+    def state_text(self) -> str:
+        """The state to persist, as a JSON object (None fields are left out)."""
+        total, raw, base, ts_ns = self._total, self._raw, self._base, self._ts_ns
+        if total is None or raw is None or base is None or ts_ns is None:
+            return _encode({k: v for k, v in self.state.to_json().items() if v is not None})
+        text = f'{{"kind":"total","total":{total},"raw":{raw},"base":{base},"ts_ns":{ts_ns}'
+        if self._rate_per_s is not None:
+            text += f',"rate_per_s":{self._rate_per_s!r}'
+        if self._pending_raw is not None:
+            pending = (self._pending_raw, self._pending_ts_ns, self._pending_at_ns)
+            text += ',"pending_raw":{},"pending_ts_ns":{},"pending_at_ns":{}'.format(
+                *("null" if v is None else v for v in pending)
+            )
+        return text + "}"
 
     def step(
         self,
@@ -190,84 +263,88 @@ class TotalCounter:
         message_id: str | None = None,
     ) -> Step:
         """Apply one reading received at `at_ns` and stamped `ts_ns`."""
-        s = self.state
-        if quality is not Quality.GOOD or value is None:
+        if quality is not _GOOD or value is None:
             return self._nothing(Decision.BAD_QUALITY, ts_ns)
         if not 0 <= value < self.modulus:
             return self._nothing(Decision.OUT_OF_RANGE, ts_ns)
-        if s.total is None or s.raw is None or s.base is None:
+        base = self._base
+        if self._total is None or self._raw is None or base is None:
             total = self.initial_total if self.initial_total is not None else value
-            self.state = TotalState(total=total, raw=value, base=value, ts_ns=ts_ns)
-            return Step(Decision.FIRST, 0, total, value, ts_ns, emit=True)
-        band_low = s.base - self.max_correction
-        if s.pending_raw is None:
-            if value == s.raw:
+            self._total, self._raw, self._base, self._ts_ns = total, value, value, ts_ns
+            self._rate_per_s = None
+            self._clear_pending()
+            return Step(Decision.FIRST, 0, total, value, ts_ns, True)
+        band_low = base - self.max_correction
+        if self._pending_raw is None:
+            if value == self._raw:
                 return self._nothing(Decision.UNCHANGED, ts_ns)
-            if value > s.base:
-                return self._accept(Decision.INCREASE, value - s.base, value, ts_ns)
+            if value > base:
+                return self._accept(Decision.INCREASE, value - base, value, ts_ns, value)
             if value >= band_low:
-                return self._accept(Decision.CORRECTION, 0, value, ts_ns)
-            self.state = replace(s, pending_raw=value, pending_ts_ns=ts_ns, pending_at_ns=at_ns)
+                return self._accept(Decision.CORRECTION, 0, value, ts_ns, base)
+            self._pending_raw, self._pending_ts_ns, self._pending_at_ns = value, ts_ns, at_ns
             return self._nothing(Decision.DROP, ts_ns)
         if value >= band_low:
-            return self._accept(Decision.GLITCH, max(0, value - s.base), value, ts_ns)
-        if value == s.pending_raw:
+            return self._accept(
+                Decision.GLITCH, max(0, value - base), value, ts_ns, max(base, value)
+            )
+        if value == self._pending_raw:
             return self._nothing(Decision.UNCHANGED, ts_ns)
         return self._confirm_drop(value, ts_ns)
 
     def expire(self, now_ns: int) -> Step | None:
         """Confirm a drop that has stood for `confirm_after` as a rollover or reset."""
-        s = self.state
-        if s.pending_raw is None or s.pending_at_ns is None or s.pending_ts_ns is None:
+        value, ts_ns, at_ns = self._pending_raw, self._pending_ts_ns, self._pending_at_ns
+        if value is None or at_ns is None or ts_ns is None:
             return None
-        if now_ns - s.pending_at_ns < self.confirm_after_ns:
+        if now_ns - at_ns < self.confirm_after_ns:
             return None
-        return self._confirm_drop(s.pending_raw, s.pending_ts_ns)
+        return self._confirm_drop(value, ts_ns)
+
+    def _clear_pending(self) -> None:
+        self._pending_raw = self._pending_ts_ns = self._pending_at_ns = None
 
     def _confirm_drop(self, value: int, ts_ns: int) -> Step:
-        assert self.state.base is not None
-        wrap = self.modulus - self.state.base + value
+        assert self._base is not None
+        wrap = self.modulus - self._base + value
         if wrap <= min(self.max_step, self._units_possible_since_last(ts_ns)):
-            return self._accept(Decision.ROLLOVER, wrap, value, ts_ns, base=value)
-        return self._accept(Decision.RESET, value, value, ts_ns, base=value)
+            return self._accept(Decision.ROLLOVER, wrap, value, ts_ns, value)
+        return self._accept(Decision.RESET, value, value, ts_ns, value)
 
     def _units_possible_since_last(self, ts_ns: int) -> int | float:
         """The most units the counter can have made since the last accepted reading."""
-        last = self.state.ts_ns
+        last = self._ts_ns
         if last is None:
             return math.inf
         elapsed_s = max((ts_ns - last) / NS_PER_S, 1.0)
         bounds = [math.inf]
         if self.max_rate_per_s is not None:
             bounds.append(math.ceil(self.max_rate_per_s * elapsed_s))
-        observed = self.state.rate_per_s or 0.0  # no unit counted since the first reading: 0
+        observed = self._rate_per_s or 0.0  # no unit counted since the first reading: 0
         bounds.append(math.ceil(RATE_SLACK * observed * elapsed_s) + SLACK_UNITS)
         return min(bounds)
 
-    def _observed_rate(self, delta: int, ts_ns: int) -> float | None:
-        """The counter's rate (units/s), averaged over its counted readings."""
-        s = self.state
-        if delta <= 0 or s.ts_ns is None or ts_ns <= s.ts_ns:
-            return s.rate_per_s
-        rate = delta * NS_PER_S / (ts_ns - s.ts_ns)
-        if s.rate_per_s is None:
-            return rate
-        return (1 - RATE_WEIGHT) * s.rate_per_s + RATE_WEIGHT * rate
-
-    def _accept(
-        self, decision: Decision, delta: int, value: int, ts_ns: int, base: int | None = None
-    ) -> Step:
-        s = self.state
-        assert s.total is not None and s.base is not None
-        new_base = base if base is not None else max(s.base, value)
-        total = s.total + delta
-        rate = self._observed_rate(delta, ts_ns)
-        ts_ns = after(s.ts_ns, ts_ns)
-        self.state = TotalState(total=total, raw=value, base=new_base, ts_ns=ts_ns, rate_per_s=rate)
-        return Step(decision, delta, total, value, ts_ns, emit=value != s.raw)
+    def _accept(self, decision: Decision, delta: int, value: int, ts_ns: int, base: int) -> Step:
+        """Take `value` as the register's value and `base` as its high-water mark."""
+        total = self._total
+        assert total is not None
+        total += delta
+        last = self._ts_ns
+        if delta > 0 and last is not None and ts_ns > last:  # the averaged rate (units/s)
+            rate = delta * NS_PER_S / (ts_ns - last)
+            previous = self._rate_per_s
+            self._rate_per_s = (
+                rate if previous is None else (1 - RATE_WEIGHT) * previous + RATE_WEIGHT * rate
+            )
+        ts_ns = after(last, ts_ns)
+        emit = value != self._raw
+        self._total, self._raw, self._base, self._ts_ns = total, value, base, ts_ns
+        if self._pending_raw is not None:
+            self._clear_pending()
+        return Step(decision, delta, total, value, ts_ns, emit)
 
     def _nothing(self, decision: Decision, ts_ns: int) -> Step:
-        return Step(decision, 0, self.state.total or 0, self.state.raw, ts_ns, emit=False)
+        return Step(decision, 0, self._total or 0, self._raw, ts_ns, False)
 
 
 def after(previous_ns: int | None, ts_ns: int) -> int:
@@ -301,14 +378,21 @@ class IncrementCounter:
         """The lifetime total."""
         return self._total
 
-    def state_json(self) -> dict[str, Any]:
+    @property
+    def pending(self) -> bool:
+        """Never: nothing is ever held."""
+        return False
+
+    def state_text(self) -> str:
         """The state to persist, with the dedupe window (a restart must not recount)."""
-        return {
-            "kind": "increment",
-            "total": self._total,
-            "seen": list(self._seen),
-            "ts_ns": self._ts_ns,
-        }
+        return _encode(
+            {
+                "kind": "increment",
+                "total": self._total,
+                "seen": list(self._seen),
+                "ts_ns": self._ts_ns,
+            }
+        )
 
     def step(
         self,
@@ -320,7 +404,7 @@ class IncrementCounter:
     ) -> Step:
         """Apply one message."""
         quantity = 1 if value is None else value
-        if quality is not Quality.GOOD:
+        if quality is not _GOOD:
             return Step(Decision.BAD_QUALITY, 0, self._total, None, ts_ns, emit=False)
         if quantity < 0:
             return Step(Decision.OUT_OF_RANGE, 0, self._total, quantity, ts_ns, emit=False)

@@ -34,6 +34,8 @@ class HealthSnapshot:
     outbox_undelivered: int
     outbox_max_records: int
     outbox_full: bool
+    outbox_dropped: int
+    """Updates dropped undelivered since start (`when_full: drop_oldest`)."""
     decisions: dict[str, dict[str, int]]
     totals: dict[str, int | None]
     unmapped_readings: int
@@ -55,6 +57,7 @@ class HealthSnapshot:
                 "undelivered": self.outbox_undelivered,
                 "max_records": self.outbox_max_records,
                 "full": self.outbox_full,
+                "dropped": self.outbox_dropped,
                 "sinks": {sink.health.name: sink.to_json() for sink in self.sinks},
             },
             "counters": {

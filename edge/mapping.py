@@ -44,6 +44,10 @@ class SourceMap:
         """The counter a reading of this source and address counts, or None."""
         return self._by_address.get((source_id, address))
 
+    def addresses(self) -> dict[tuple[str, str], MappedCounter]:
+        """Every (source id, address) these sources read, with the counter it counts."""
+        return dict(self._by_address)
+
     def counters(self) -> dict[CounterPath, Counter]:
         """Every counter these sources feed."""
         return {mapped.path: mapped.counter for mapped in self._by_address.values()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
@@ -28,6 +28,12 @@ class EdgeMetrics(Collector):
         full = GaugeMetricFamily(f"{PREFIX}_outbox_full", "1 while the outbox refuses updates.")
         full.add_metric([], float(s.outbox_full))
         yield full
+        dropped = CounterMetricFamily(
+            f"{PREFIX}_outbox_dropped",
+            "Updates dropped undelivered to make room (when_full: drop_oldest).",
+        )
+        dropped.add_metric([], s.outbox_dropped)
+        yield dropped
         undelivered = GaugeMetricFamily(
             f"{PREFIX}_outbox_undelivered", "Updates some sink has not delivered."
         )
@@ -62,6 +68,19 @@ class EdgeMetrics(Collector):
         reconnects = CounterMetricFamily(
             f"{PREFIX}_source_reconnects", "Reconnects per source.", labels=["source"]
         )
+        resubscribes = CounterMetricFamily(
+            f"{PREFIX}_source_resubscribes",
+            "Subscriptions rebuilt on the same session (fell silent).",
+            labels=["source"],
+        )
+        readings = CounterMetricFamily(
+            f"{PREFIX}_source_readings", "Readings taken from the source.", labels=["source"]
+        )
+        refused = CounterMetricFamily(
+            f"{PREFIX}_source_rejected",
+            "Bad input refused by the collector, by reason.",
+            labels=["source", "reason"],
+        )
         last_data = GaugeMetricFamily(
             f"{PREFIX}_source_last_data_timestamp_seconds",
             "When the source last delivered data.",
@@ -70,9 +89,13 @@ class EdgeMetrics(Collector):
         for source in s.sources:
             connected.add_metric([source.source_id], float(source.connected))
             reconnects.add_metric([source.source_id], source.reconnects)
+            resubscribes.add_metric([source.source_id], source.resubscribes)
+            readings.add_metric([source.source_id], source.readings)
+            for reason, count in source.rejected_by_reason.items():
+                refused.add_metric([source.source_id, reason], count)
             if source.last_data_at is not None:
                 last_data.add_metric([source.source_id], source.last_data_at.timestamp())
-        yield from (connected, reconnects, last_data)
+        yield from (connected, reconnects, resubscribes, readings, refused, last_data)
 
     def _sinks(self, s: HealthSnapshot) -> Iterator[Metric]:
         depth = GaugeMetricFamily(
@@ -86,7 +109,14 @@ class EdgeMetrics(Collector):
         delivered = CounterMetricFamily(
             f"{PREFIX}_sink_delivered", "Updates delivered.", labels=["sink"]
         )
-        errors = CounterMetricFamily(f"{PREFIX}_sink_errors", "Failed deliveries.", labels=["sink"])
+        errors = CounterMetricFamily(
+            f"{PREFIX}_sink_errors",
+            "Failed deliveries by reason: unavailable (retried) or rejected (refused for good).",
+            labels=["sink", "reason"],
+        )
+        writes = SummaryMetricFamily(
+            f"{PREFIX}_sink_write_seconds", "Time of the writes the sink accepted.", labels=["sink"]
+        )
         rejected = CounterMetricFamily(
             f"{PREFIX}_sink_rejected", "Updates refused for good and skipped.", labels=["sink"]
         )
@@ -95,9 +125,11 @@ class EdgeMetrics(Collector):
             depth.add_metric([name], sink.depth)
             age.add_metric([name], sink.oldest_pending_age_s or 0.0)
             delivered.add_metric([name], sink.health.delivered)
-            errors.add_metric([name], sink.health.errors)
+            for reason, count in sink.health.errors_by_reason.items():
+                errors.add_metric([name, reason], count)
+            writes.add_metric([name], sink.health.writes, sink.health.write_seconds)
             rejected.add_metric([name], sink.health.rejected)
-        yield from (depth, age, delivered, errors, rejected)
+        yield from (depth, age, delivered, errors, writes, rejected)
 
 
 def edge_registry(snapshot: Callable[[], HealthSnapshot]) -> CollectorRegistry:

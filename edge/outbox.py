@@ -1,4 +1,5 @@
-"""The durable outbox: counter updates and counter states in SQLite, one cursor per sink.
+"""The durable outbox: counter updates and counter states in SQLite, one cursor per sink, and
+the dead letters (updates a sink rejected for good, with the reason).
 
 SQLite runs in WAL mode with `synchronous=FULL`: once `append` returns, the batch and the counter
 states it produced survive a crash or power loss, together or not at all (one transaction). All
@@ -7,13 +8,17 @@ SQLite calls run on one dedicated worker thread that owns the connection.
 `seq` is AUTOINCREMENT, so it never goes back even when every row has been delivered and pruned.
 Each sink reads the rows after its cursor and advances it once they are delivered. Rows every
 sink has passed are pruned, except the newest `retain_delivered` (history for an edge without
-InfluxDB). `max_records` bounds the rows some sink has not passed: when an append would exceed
-it, `append` raises `OutboxFullError` and stores nothing; nothing is ever dropped silently.
+InfluxDB). `max_records` bounds the rows some sink has not passed. When an append would exceed
+it, `when_full` decides: `block` (the default) raises `OutboxFullError` and stores nothing;
+`drop_oldest` deletes the oldest undelivered rows, moves the cursors past them and records the
+gap in the `gaps` table, with a warning. Nothing is ever dropped silently.
 
-Counter states are JSON texts in a WITHOUT ROWID table keyed by counter path, written with an
-upsert, only for the counters a batch touched. The file's layout version is `PRAGMA
-user_version` (SCHEMA_VERSION); opening an older file migrates it in one transaction, keeping its
-updates, counter states and cursors, and a file of a newer version is refused.
+A batch's updates come as `UpdateRow` tuples (`append_rows`: the committer builds them without a
+datetime or record per update) or as CounterUpdates (`append`). Counter states are JSON texts
+(made by the counters, `CounterLogic.state_text`) in a WITHOUT ROWID table keyed by counter
+path, written with an upsert, only for the counters a batch changed. The file's layout version
+is `PRAGMA user_version` (SCHEMA_VERSION); opening an older file migrates it in one transaction,
+keeping its updates, counter states and cursors, and a file of a newer version is refused.
 """
 
 from __future__ import annotations
@@ -22,12 +27,12 @@ import asyncio
 import json
 import logging
 import sqlite3
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Literal, NamedTuple, Self, TypeVar
 
 from edge.clock import from_ns, now_ns, to_ns
 from taktline.model.paths import CounterPath
@@ -36,13 +41,15 @@ from taktline.records import CounterUpdate, Quality
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
-"""0: counter_state was a rowid table (replaced row by row); 1: WITHOUT ROWID, upserted."""
+SCHEMA_VERSION = 3
+"""0: counter_state was a rowid table (replaced row by row); 1: WITHOUT ROWID, upserted;
+2: dead_letters added; 3: updates name their counter by an id of the `counters` table instead
+of five text columns (about 1.5 µs less per row between insert and read)."""
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS counters (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS updates (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    site TEXT NOT NULL, area TEXT NOT NULL, line TEXT NOT NULL, station TEXT NOT NULL,
-    counter TEXT NOT NULL,
+    counter INTEGER NOT NULL,
     ts_ns INTEGER NOT NULL, raw INTEGER, total INTEGER NOT NULL, delta INTEGER NOT NULL,
     quality TEXT NOT NULL, stored_ns INTEGER NOT NULL
 );
@@ -50,6 +57,16 @@ CREATE TABLE IF NOT EXISTS counter_state (
     counter TEXT PRIMARY KEY, state TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cursors (sink TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS gaps (
+    first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, count INTEGER NOT NULL,
+    dropped_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    sink TEXT NOT NULL, seq INTEGER NOT NULL, counter TEXT NOT NULL,
+    ts_ns INTEGER NOT NULL, raw INTEGER, total INTEGER NOT NULL, delta INTEGER NOT NULL,
+    quality TEXT NOT NULL, reason TEXT NOT NULL, parked_ns INTEGER NOT NULL,
+    PRIMARY KEY (sink, seq)
+);
 """
 _MIGRATE_0_TO_1 = """
 CREATE TABLE counter_state_1 (counter TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID;
@@ -57,17 +74,60 @@ INSERT INTO counter_state_1 SELECT counter, state FROM counter_state;
 DROP TABLE counter_state;
 ALTER TABLE counter_state_1 RENAME TO counter_state;
 """
-_COLUMNS = "seq, site, area, line, station, counter, ts_ns, raw, total, delta, quality, stored_ns"
+_MIGRATE_2_TO_3 = """
+CREATE TABLE counters (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE);
+INSERT INTO counters (path)
+    SELECT DISTINCT site || '/' || area || '/' || line || '/' || station || '/' || counter
+    FROM updates;
+ALTER TABLE updates RENAME TO updates_2;
+CREATE TABLE updates (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    counter INTEGER NOT NULL,
+    ts_ns INTEGER NOT NULL, raw INTEGER, total INTEGER NOT NULL, delta INTEGER NOT NULL,
+    quality TEXT NOT NULL, stored_ns INTEGER NOT NULL
+);
+INSERT INTO updates
+    SELECT u.seq, c.id, u.ts_ns, u.raw, u.total, u.delta, u.quality, u.stored_ns
+    FROM updates_2 AS u JOIN counters AS c
+    ON c.path = u.site || '/' || u.area || '/' || u.line || '/' || u.station || '/' || u.counter;
+DELETE FROM sqlite_sequence WHERE name = 'updates';
+INSERT INTO sqlite_sequence (name, seq)
+    SELECT 'updates', seq FROM sqlite_sequence WHERE name = 'updates_2';
+DROP TABLE updates_2;
+"""
+"""The sequence is carried over: `seq` never goes back, also when every row was pruned."""
+_READ_AFTER = (
+    "SELECT seq, counter, ts_ns, raw, total, delta, quality, stored_ns"
+    " FROM updates WHERE seq > ? ORDER BY seq LIMIT ?"
+)
 _INSERT_UPDATE = (
-    "INSERT INTO updates (site, area, line, station, counter, ts_ns, raw, total, delta, quality,"
-    " stored_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO updates (counter, ts_ns, raw, total, delta, quality, stored_ns)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _UPSERT_STATE = (
     "INSERT INTO counter_state VALUES (?, ?)"
     " ON CONFLICT (counter) DO UPDATE SET state = excluded.state"
 )
 _QUALITY = {quality.value: quality for quality in Quality}
-_encode_state = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
+
+WhenFull = Literal["block", "drop_oldest"]
+"""What `append` does when the updates would exceed `max_records` (see OutboxSettings)."""
+
+UpdateRow = tuple[str, int, int | None, int, int, str]
+"""An update as the committer hands it to the outbox: counter path (text), ts_ns, raw, total,
+delta, quality (its value)."""
+
+
+def update_row(update: CounterUpdate) -> UpdateRow:
+    """The row of a CounterUpdate."""
+    return (
+        str(update.counter),
+        to_ns(update.ts),
+        update.raw,
+        update.total,
+        update.delta,
+        update.quality.value,
+    )
 
 
 class OutboxFullError(RuntimeError):
@@ -78,13 +138,21 @@ class OutboxVersionError(RuntimeError):
     """The outbox file was written by a newer edge (its layout version is unknown here)."""
 
 
-@dataclass(frozen=True, slots=True)
-class StoredUpdate:
-    """An update as the outbox holds it."""
+class StoredUpdate(NamedTuple):
+    """An update as the outbox holds it (a named tuple: one is made per row read)."""
 
     seq: int
     update: CounterUpdate
     stored_ns: int
+
+
+class DeadLetter(NamedTuple):
+    """An update a sink rejected for good, and why."""
+
+    seq: int
+    update: CounterUpdate
+    reason: str
+    parked_ns: int
 
 
 class Outbox:
@@ -96,16 +164,21 @@ class Outbox:
         sinks: Sequence[str],
         max_records: int,
         retain_delivered: int = 0,
+        when_full: WhenFull = "block",
     ) -> None:
         self.path = path
         self.sinks = tuple(sinks)
         self.max_records = max_records
         self.retain_delivered = retain_delivered
+        self.when_full = when_full
+        self.dropped = 0
+        """Updates deleted undelivered to make room (`when_full: drop_oldest`), since opened."""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
         self._db: sqlite3.Connection | None = None
         self._last_seq = 0
         self._cursors: dict[str, int] = {}
-        self._paths: dict[tuple[str, str, str, str, str], CounterPath] = {}
+        self._ids: dict[str, int] = {}
+        self._paths: dict[int, CounterPath] = {}
         self._appended = asyncio.Event()
 
     async def __aenter__(self) -> Self:
@@ -147,14 +220,29 @@ class Outbox:
         """True when no more updates fit."""
         return self.undelivered() >= self.max_records
 
-    async def append(
-        self, updates: Sequence[CounterUpdate], states: Mapping[str, dict[str, Any]]
-    ) -> int:
-        """Store updates and the counter states they lead to in one transaction; the last seq."""
-        last = await self._run(self._append, list(updates), dict(states))
-        if updates:
+    async def append(self, updates: Sequence[CounterUpdate], states: Mapping[str, str]) -> int:
+        """Store updates and the counter states (JSON texts by counter path) they lead to in one
+        transaction; the last seq."""
+        return await self.append_rows([update_row(update) for update in updates], states)
+
+    async def append_rows(self, rows: Sequence[UpdateRow], states: Mapping[str, str]) -> int:
+        """`append` for updates given as rows. Neither argument may change until it returns."""
+        last = await self._run(self._append, rows, states)
+        if rows:
             self._appended.set()
         return last
+
+    async def park(self, sink: str, stored: StoredUpdate, reason: str) -> None:
+        """Keep an update `sink` rejected for good in the dead letters, with the reason."""
+        await self._run(self._park, sink, stored, reason)
+
+    async def dead_letters(self, sink: str) -> list[DeadLetter]:
+        """The updates `sink` rejected for good, oldest first."""
+        return await self._run(self._dead_letters, sink)
+
+    async def gaps(self) -> list[tuple[int, int, int, int]]:
+        """Every recorded gap, oldest first: (first seq, last seq, updates dropped, when in ns)."""
+        return await self._run(self._gaps)
 
     async def states(self) -> dict[str, dict[str, Any]]:
         """Every persisted counter state, by counter path."""
@@ -163,6 +251,11 @@ class Outbox:
     async def read_after(self, sink: str, limit: int) -> list[StoredUpdate]:
         """Up to `limit` updates after the sink's cursor, oldest first."""
         return await self._run(self._read_after, self._cursors[sink], limit)
+
+    async def read_from(self, after_seq: int, limit: int) -> list[StoredUpdate]:
+        """Up to `limit` updates after `after_seq` (at or after a sink's cursor: not pruned yet),
+        oldest first: a sink reads ahead while it sends."""
+        return await self._run(self._read_after, after_seq, limit)
 
     async def advance(self, sink: str, seq: int) -> None:
         """Move the sink's cursor to `seq` (delivered) and prune what every sink has passed."""
@@ -196,6 +289,8 @@ class Outbox:
         db.execute("PRAGMA synchronous=FULL")
         self._db = db
         self._migrate(db)
+        for counter_id, path in db.execute("SELECT id, path FROM counters"):
+            self._remember(counter_id, path)
         row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'updates'").fetchone()
         self._last_seq = int(row[0]) if row else 0
         (first,) = db.execute("SELECT MIN(seq) FROM updates").fetchone()
@@ -224,14 +319,14 @@ class Outbox:
             old = db.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'counter_state'"
             ).fetchone()
-            if old is not None:  # version 0
-                for statement in _MIGRATE_0_TO_1.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+            if old is not None and version < 1:
+                _execute_script(db, _MIGRATE_0_TO_1)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(updates)")}
+            if "site" in columns:  # layout 2 or before: five text columns per update
+                _execute_script(db, _MIGRATE_2_TO_3)
+            _execute_script(db, SCHEMA)
+            if old is not None:
                 log.info("outbox: %s migrated to layout %d", self.path, SCHEMA_VERSION)
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             db.execute("COMMIT")
         except BaseException:
@@ -243,34 +338,28 @@ class Outbox:
             self._db.close()
             self._db = None
 
-    def _append(self, updates: list[CounterUpdate], states: dict[str, dict[str, Any]]) -> int:
-        if updates and self.undelivered() + len(updates) > self.max_records:
+    def _append(self, rows: Sequence[UpdateRow], states: Mapping[str, str]) -> int:
+        excess = self.undelivered() + len(rows) - self.max_records if rows else 0
+        if excess > 0 and self.when_full == "block":
             raise OutboxFullError(
                 f"outbox holds {self.undelivered()} undelivered updates (max {self.max_records})"
             )
         db = self._conn()
+        if excess > 0:
+            self._drop_oldest(db, excess)
         stored = now_ns()
-        rows = [
-            (
-                (c := u.counter).site,
-                c.area,
-                c.line,
-                c.station,
-                c.counter,
-                to_ns(u.ts),
-                u.raw,
-                u.total,
-                u.delta,
-                u.quality.value,
-                stored,
-            )
-            for u in updates
-        ]
-        encoded = [(path, _encode_state(state)) for path, state in states.items()]
+        ids = self._ids
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany(_INSERT_UPDATE, rows)
-            db.executemany(_UPSERT_STATE, encoded)
+            for path in {row[0] for row in rows if row[0] not in ids}:
+                counter_id = db.execute("INSERT INTO counters (path) VALUES (?)", (path,)).lastrowid
+                assert counter_id is not None
+                self._remember(counter_id, path)
+            db.executemany(
+                _INSERT_UPDATE,
+                [(ids[r[0]], r[1], r[2], r[3], r[4], r[5], stored) for r in rows],
+            )
+            db.executemany(_UPSERT_STATE, states.items())
             last = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'updates'").fetchone()
             db.execute("COMMIT")
         except BaseException:
@@ -285,35 +374,13 @@ class Outbox:
         return {path: json.loads(state) for path, state in rows}
 
     def _read_after(self, cursor: int, limit: int) -> list[StoredUpdate]:
-        rows = (
-            self._conn()
-            .execute(
-                f"SELECT {_COLUMNS} FROM updates WHERE seq > ? ORDER BY seq LIMIT ?",
-                (cursor, limit),
-            )
-            .fetchall()
-        )
+        rows = self._conn().execute(_READ_AFTER, (cursor, limit)).fetchall()
         paths = self._paths
         stored: list[StoredUpdate] = []
-        for (
-            seq,
-            site,
-            area,
-            line,
-            station,
-            name,
-            ts_ns,
-            raw,
-            total,
-            delta,
-            quality,
-            stored_ns,
-        ) in rows:
-            key = (site, area, line, station, name)
-            path = paths.get(key)
-            if path is None:  # one per counter: the plant's counters bound this cache
-                path = paths[key] = CounterPath(*key)
-            update = CounterUpdate(path, from_ns(ts_ns), raw, total, delta, _QUALITY[quality])
+        for seq, counter_id, ts_ns, raw, total, delta, quality, stored_ns in rows:
+            update = CounterUpdate(
+                paths[counter_id], from_ns(ts_ns), raw, total, delta, _QUALITY[quality]
+            )
             stored.append(StoredUpdate(seq, update, stored_ns))
         return stored
 
@@ -331,6 +398,77 @@ class Outbox:
             raise
         self._cursors = cursors
 
+    def _drop_oldest(self, db: sqlite3.Connection, count: int) -> None:
+        """Delete the `count` oldest undelivered updates, move every cursor past them and
+        record the gap (one transaction)."""
+        oldest = min(self._cursors.values())
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            (last,) = db.execute(
+                "SELECT MAX(seq) FROM (SELECT seq FROM updates WHERE seq > ? ORDER BY seq LIMIT ?)",
+                (oldest, count),
+            ).fetchone()
+            if last is None:
+                db.execute("ROLLBACK")
+                return
+            (dropped,) = db.execute(
+                "SELECT COUNT(*) FROM updates WHERE seq > ? AND seq <= ?", (oldest, last)
+            ).fetchone()
+            db.execute("DELETE FROM updates WHERE seq > ? AND seq <= ?", (oldest, last))
+            db.execute("UPDATE cursors SET seq = ? WHERE seq < ?", (last, last))
+            db.execute(
+                "INSERT INTO gaps VALUES (?, ?, ?, ?)", (oldest + 1, last, dropped, now_ns())
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._cursors = {sink: max(seq, last) for sink, seq in self._cursors.items()}
+        self.dropped += dropped
+        log.warning(
+            "outbox full: dropped %d undelivered updates (seq %d..%d) to make room; totals stay"
+            " right, their history points are lost",
+            dropped,
+            oldest + 1,
+            last,
+        )
+
+    def _gaps(self) -> list[tuple[int, int, int, int]]:
+        return self._conn().execute("SELECT * FROM gaps ORDER BY first_seq").fetchall()
+
+    def _remember(self, counter_id: int, path: str) -> None:
+        """Know a counter's id both ways (the plant's counters bound these maps)."""
+        self._ids[path] = counter_id
+        self._paths[counter_id] = CounterPath(*map(sys.intern, path.split("/")))
+
+    def _park(self, sink: str, stored: StoredUpdate, reason: str) -> None:
+        update = stored.update
+        row = (
+            *(sink, stored.seq, str(update.counter), to_ns(update.ts), update.raw, update.total),
+            *(update.delta, update.quality.value, reason, now_ns()),
+        )
+        self._conn().execute(
+            "INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row
+        )
+
+    def _dead_letters(self, sink: str) -> list[DeadLetter]:
+        rows = self._conn().execute(
+            "SELECT seq, counter, ts_ns, raw, total, delta, quality, reason, parked_ns"
+            " FROM dead_letters WHERE sink = ? ORDER BY seq",
+            (sink,),
+        )
+        return [
+            DeadLetter(
+                seq,
+                CounterUpdate(
+                    CounterPath.parse(counter), from_ns(ts_ns), raw, total, delta, _QUALITY[quality]
+                ),
+                reason,
+                parked_ns,
+            )
+            for seq, counter, ts_ns, raw, total, delta, quality, reason, parked_ns in rows
+        ]
+
     def _stored_ns_after(self, cursor: int) -> int | None:
         row = (
             self._conn()
@@ -338,3 +476,10 @@ class Outbox:
             .fetchone()
         )
         return int(row[0]) if row else None
+
+
+def _execute_script(db: sqlite3.Connection, script: str) -> None:
+    """Run `;`-separated statements inside the caller's transaction (executescript commits)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)

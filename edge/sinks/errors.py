@@ -15,6 +15,11 @@ class SinkError(RuntimeError):
 class SinkUnavailableError(SinkError):
     """The destination cannot be reached or is failing (network, 5xx, credentials)."""
 
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        """How long the destination asked us to wait (HTTP Retry-After), if it did."""
+
 
 class BatchRejectedError(SinkError):
     """The destination refused the batch's content; resending it would fail the same way."""

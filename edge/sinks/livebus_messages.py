@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from taktline.livebus import counter_topic, format_ts
 from taktline.model.paths import CounterPath
+from taktline.mqttwire import binary
 from taktline.records import CounterUpdate
 
 
@@ -45,14 +46,14 @@ def counter_body(update: CounterUpdate, delta: int) -> str:
 
 
 class Topics:
-    """Counter topics, built once per counter."""
+    """Counter topics as the length-prefixed bytes of a PUBLISH, built once per counter."""
 
     def __init__(self) -> None:
-        self._topics: dict[CounterPath, str] = {}
+        self._topics: dict[CounterPath, bytes] = {}
 
-    def __call__(self, path: CounterPath) -> str:
-        """The retained topic of `path`."""
+    def __call__(self, path: CounterPath) -> bytes:
+        """The retained topic of `path`, encoded."""
         topic = self._topics.get(path)
         if topic is None:
-            topic = self._topics[path] = counter_topic(path)
+            topic = self._topics[path] = binary(counter_topic(path).encode())
         return topic

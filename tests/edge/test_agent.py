@@ -6,7 +6,9 @@ Readings come from the real MQTT collector (collectors.registry) reading a real 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +16,18 @@ import aiomqtt
 import httpx
 
 from edge.agent import EdgeAgent, run_edge
-from edge.counters import TotalRules
+from edge.book import CounterBook
+from edge.clock import to_ns
+from edge.counters import NS_PER_S, TotalRules
+from edge.intake import Intake
+from edge.mapping import MappedCounter
 from edge.sinks.forwarder import Backoff
 from taktline.config.loader import EdgeConfig, load_edge_config
 from taktline.livebus import counter_topic, edge_status_topic
 from taktline.localbroker import free_port
+from taktline.model.assets import Counter
 from taktline.model.paths import CounterPath
+from taktline.records import Quality, Reading
 from tests.edge.helpers import tcp_relay, until
 from tests.edge.test_livebus import body, collect
 from tests.fixtures.services import InfluxService, MosquittoService
@@ -116,6 +124,13 @@ async def test_readings_become_trusted_totals_in_influxdb_and_on_the_live_bus(
     line = 'taktline_edge_counter_decisions_total{counter="s1/a1/l1/eol/passed",decision="reset"}'
     assert f"{line} 1.0" in metrics
     assert 'taktline_edge_outbox_depth{sink="live_bus"} 0.0' in metrics
+    assert 'taktline_edge_source_readings_total{source="eol-mqtt"} 8.0' in metrics
+    assert health["sources"]["eol-mqtt"]["readings"] == 8
+    write_count = re.search(
+        r'taktline_edge_sink_write_seconds_count\{sink="influxdb"\} (\S+)', metrics
+    )
+    assert write_count is not None and float(write_count.group(1)) >= 1
+    assert 'taktline_edge_sink_write_seconds_sum{sink="influxdb"}' in metrics
 
     rows = influxd.query(
         "SELECT total, delta, raw FROM production WHERE counter = 'passed'", database="edge_agent"
@@ -228,3 +243,84 @@ async def test_run_edge_runs_until_cancelled_and_says_offline_when_stopped(
         offline = await anext(messages)
         assert body(offline)["state"] == "offline"
     assert (tmp_path / "state" / "outbox.sqlite").exists()
+
+
+T0 = dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)
+
+
+def plc(address: str, value: int, second: float, quality: Quality = Quality.GOOD) -> Reading:
+    at = T0 + dt.timedelta(seconds=second)
+    return Reading("plc", address, value, at, at, at, quality)
+
+
+def book(states: dict[str, dict[str, object]] | None = None) -> CounterBook:
+    addresses = {
+        ("plc", "passed"): MappedCounter(PASSED, Counter(name="passed", bits=16)),
+        ("plc", "tested"): MappedCounter(TESTED, Counter(name="tested", bits=16)),
+    }
+    return CounterBook(addresses, states or {}, TotalRules(confirm_after_s=5))
+
+
+def test_counter_book_rows_and_states_of_what_changed() -> None:
+    counters = book()
+    now = to_ns(T0)
+    rows, states = counters.apply([plc("passed", 10, 0), plc("tested", 5, 0)], now)
+    assert rows == [
+        (str(PASSED), to_ns(T0), 10, 10, 0, "good"),
+        (str(TESTED), to_ns(T0), 5, 5, 0, "good"),
+    ]
+    assert {key: json.loads(text)["total"] for key, text in states.items()} == {
+        str(PASSED): 10,
+        str(TESTED): 5,
+    }
+    # unchanged and bad readings change no state: nothing to store
+    rows, states = counters.apply(
+        [plc("passed", 10, 1), plc("tested", 0, 1, Quality.BAD), plc("nowhere", 1, 1)], now
+    )
+    assert (rows, states) == ([], {})
+    assert counters.unmapped == {("plc", "nowhere"): 1}
+    rows, states = counters.apply([plc("passed", 12, 2)], now)
+    assert [row[2:5] for row in rows] == [(12, 12, 2)] and list(states) == [str(PASSED)]
+    assert counters.decisions()[str(PASSED)] == {"first": 1, "unchanged": 1, "increase": 1}
+    assert counters.decisions()[str(TESTED)] == {"first": 1, "bad_quality": 1}
+    assert counters.totals() == {str(PASSED): 12, str(TESTED): 5}
+
+
+def test_counter_book_confirms_held_drops_by_time_also_after_a_restart() -> None:
+    counters = book()
+    counters.apply([plc("passed", 500, 0), plc("tested", 50, 0)], to_ns(T0))
+    _, states = counters.apply([plc("passed", 3, 1)], to_ns(T0) + NS_PER_S)  # a drop: held
+    assert json.loads(states[str(PASSED)])["pending_raw"] == 3
+    assert counters.total(PASSED) == 500
+    rows, _ = counters.apply([], to_ns(T0) + 5 * NS_PER_S)  # not confirmed yet
+    assert rows == []
+    restarted = book({key: json.loads(text) for key, text in states.items()})
+    for held in (counters, restarted):
+        rows, states = held.apply([], to_ns(T0) + 7 * NS_PER_S)
+        assert [row[:5] for row in rows] == [(str(PASSED), to_ns(T0) + NS_PER_S, 3, 503, 3)]
+        assert list(states) == [str(PASSED)]
+        assert held.decisions()[str(PASSED)]["reset"] == 1
+        assert held.apply([], to_ns(T0) + 9 * NS_PER_S) == ([], {})  # decided once
+
+
+async def test_intake_hands_over_lists_in_order_and_blocks_when_full() -> None:
+    intake = Intake(3)
+    readings = [plc("passed", n, n) for n in range(5)]
+    assert [intake.add(r) for r in readings[:4]] == [True, True, True, False]
+    waiting = asyncio.create_task(intake.put(readings[3]))
+    await asyncio.sleep(0.05)
+    assert not waiting.done() and len(intake) == 3  # back-pressure: the reader waits
+    assert intake.take(2) == readings[:2]
+    async with asyncio.timeout(5):
+        await waiting
+    assert intake.take(10) == readings[2:4]
+    assert not intake
+
+    woken = asyncio.create_task(intake.wait_for(2))
+    intake.add(readings[4])
+    await asyncio.sleep(0.05)
+    assert not woken.done()
+    intake.add(readings[0])
+    async with asyncio.timeout(5):
+        await woken
+    assert intake.take(10) == [readings[4], readings[0]]

@@ -1,11 +1,16 @@
-"""Counter semantics: every row of the decision table, persistence, and a long random walk."""
+"""Counter semantics: every row of the decision table, persistence, a long random walk, and
+hypothesis histories of production, resets, rollovers and glitches against the units made."""
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
 
+import hypothesis
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge.counters import (
     NS_PER_S,
@@ -166,7 +171,7 @@ def test_emit_only_when_raw_changes() -> None:
 def test_total_state_round_trips_through_json() -> None:
     counter = TotalCounter(16, initial_total=7)
     feed(counter, 100, 101, 0)
-    restored = TotalCounter(16, state=TotalState.from_json(counter.state_json()))
+    restored = TotalCounter(16, state=TotalState.from_json(json.loads(counter.state_text())))
     assert restored.state == counter.state
     assert feed(restored, 102, start_s=3) == [(Decision.GLITCH, 1)]
     assert restored.total == 9
@@ -189,7 +194,7 @@ def test_increment_counts_quantities_and_drops_duplicates() -> None:
 def test_increment_state_keeps_the_dedupe_window() -> None:
     counter = IncrementCounter()
     counter.step(1, GOOD, 0, 0, "m1")
-    restored = IncrementCounter(state=counter.state_json())
+    restored = IncrementCounter(state=json.loads(counter.state_text()))
     assert restored.total == 1
     assert restored.step(1, GOOD, 1, 1, "m1").decision is Decision.DUPLICATE
 
@@ -310,13 +315,13 @@ def test_updates_in_the_same_instant_get_distinct_increasing_timestamps() -> Non
     total = TotalCounter(16)
     stamps = [total.step(value, GOOD, 5_000, 5_000).ts_ns for value in (10, 11, 12)]
     assert stamps == [5_000, 6_000, 7_000]
-    restored = TotalCounter(16, state=TotalState.from_json(total.state_json()))
+    restored = TotalCounter(16, state=TotalState.from_json(json.loads(total.state_text())))
     assert restored.step(13, GOOD, 4_000, 4_000).ts_ns == 8_000
 
     increment = IncrementCounter()
     stamps = [increment.step(1, GOOD, 7_000, 7_000).ts_ns for _ in range(3)]
     assert stamps == [7_000, 8_000, 9_000]
-    again = IncrementCounter(state=increment.state_json())
+    again = IncrementCounter(state=json.loads(increment.state_text()))
     assert again.step(1, GOOD, 7_000, 7_000).ts_ns == 10_000
 
 
@@ -343,3 +348,103 @@ def test_a_rare_counter_still_rolls_over() -> None:
     counter.step(0, GOOD, at, at)
     step = counter.expire(at + 6 * NS_PER_S)
     assert step is not None and (step.decision, step.delta) == (Decision.ROLLOVER, 1)
+
+
+def test_state_text_is_the_state_as_json_in_every_shape() -> None:
+    counter = TotalCounter(16, initial_total=7)
+    shapes = [counter.state_text()]  # before the first reading
+    counter.step(100, GOOD, 0, 0)
+    shapes.append(counter.state_text())  # no rate yet
+    counter.step(104, GOOD, NS_PER_S, NS_PER_S)
+    shapes.append(counter.state_text())  # with a rate
+    counter.step(3, GOOD, 2 * NS_PER_S, 2 * NS_PER_S + 5)
+    assert counter.pending
+    shapes.append(counter.state_text())  # with a pending drop
+    restored = [TotalState.from_json(json.loads(text)) for text in shapes]
+    assert restored[-1] == counter.state
+    assert restored[0] == TotalState()
+    assert restored[1] == TotalState(total=7, raw=100, base=100, ts_ns=0)
+    assert restored[2].rate_per_s == 4.0
+    assert (restored[3].pending_raw, restored[3].pending_at_ns) == (3, 2 * NS_PER_S + 5)
+    assert all(json.loads(text)["kind"] == "total" for text in shapes)
+    partial = TotalCounter(16, state=TotalState(total=8))  # a sparse persisted state
+    assert json.loads(partial.state_text()) == {"kind": "total", "total": 8}
+
+
+def test_pending_holds_from_a_drop_until_it_is_decided() -> None:
+    counter = TotalCounter(16, rules=TotalRules(confirm_after_s=5))
+    feed(counter, 1000)
+    assert not counter.pending
+    feed(counter, 0, start_s=1)
+    assert counter.pending
+    assert counter.expire(5 * NS_PER_S) is None and counter.pending
+    step = counter.expire(6 * NS_PER_S)
+    assert step is not None and step.decision is Decision.RESET
+    assert not counter.pending
+    feed(counter, 0, 1001, start_s=7)  # unchanged, then a glitch-free climb
+    assert not counter.pending
+    assert not IncrementCounter().pending
+
+
+_EVENTS = st.sampled_from(["make", "make", "make", "reset", "glitch", "bad", "correct", "quiet"])
+_WARM_UP = 12
+"""Steps at the line's rate before anything else: until then a wrap is not yet plausible."""
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    rate=st.integers(1, 300),
+    headroom=st.integers(1, 6000),
+    history=st.lists(
+        st.tuples(_EVENTS, st.sampled_from((0.5, 0.75, 1.0, 1.25, 1.5))), max_size=400
+    ),
+)
+def test_any_history_totals_exactly_the_units_made(
+    rate: int, headroom: int, history: list[tuple[str, float]]
+) -> None:
+    """Hypothesis: a line making about `rate` units a reading (half to one and a half times),
+    with resets, rollovers, glitches, bad reads, corrections and quiet spells in any order; the
+    lifetime total equals the units made once nothing is pending. The history stays inside what
+    edge.counters documents as decidable: wraps within three times the observed rate, resets away
+    from the top of the range and above the correction band, the register read before it
+    climbs back over its old value (until a reading confirmed the reset), and no second reset
+    before a reading confirmed the first."""
+    plc = Plc(register=M16 - _WARM_UP * rate - headroom)  # the top is `headroom` after warm-up
+    counter = TotalCounter(16, initial_total=0)
+    t = 0
+    counter.step(plc.register, GOOD, t, t)
+    just_reset = False
+    seen: set[Decision] = set()
+    for event, factor in [("make", 1.0)] * _WARM_UP + history:
+        between = t + NS_PER_S // 2  # an extra reading comes half way to the next one
+        t += NS_PER_S
+        made = max(1, round(rate * factor))
+        resets = (
+            event == "reset"
+            and not just_reset
+            and 100 + made + 2 * rate < plc.register < M16 - 5000  # confirmed below it
+        )
+        just_reset = resets
+        if resets:
+            plc.register = 0
+        elif event == "glitch":
+            counter.step(0, GOOD, between, between)
+        elif event == "bad":
+            assert counter.step(plc.register ^ 0x5A5A, Quality.BAD, between, between).delta == 0
+        elif event == "correct" and plc.register > 2:
+            counter.step(plc.register - 2, GOOD, between, between)
+        elif event == "quiet":
+            t += 6 * NS_PER_S
+            counter.expire(t - NS_PER_S)
+        plc.register = (plc.register + made) % M16
+        plc.units += made
+        before = counter.total or 0
+        seen.add(counter.step(plc.register, GOOD, t, t).decision)
+        assert (counter.total or 0) >= before, "the total went down"
+        assert (counter.total or 0) <= plc.units, "counted units that were not made"
+    t += 6 * NS_PER_S
+    expired = counter.expire(t)
+    seen |= {expired.decision} if expired is not None else set()
+    for decision in seen & {Decision.ROLLOVER, Decision.RESET, Decision.GLITCH}:
+        hypothesis.event(decision.value)  # pytest --hypothesis-show-statistics shows how often
+    assert counter.total == plc.units

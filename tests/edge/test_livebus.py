@@ -301,3 +301,37 @@ async def test_a_small_receive_maximum_sends_the_batch_window_by_window(tmp_path
         }
     finally:
         broker.stop()
+
+
+async def test_a_fast_counter_is_rate_limited_and_coalesced_without_losing_units(
+    mosquitto: MosquittoService, tmp_path: Path
+) -> None:
+    """One counter at 1,000 updates/s for 1 s, the sink at 10 messages/s: about ten messages,
+    whose deltas add up to every unit and whose last total is the newest."""
+    sink = LiveBusSink(connection(mosquitto), "edge-1", ["fa1"], FAST, max_rate_hz=10)
+    seen: list[dict[str, Any]] = []
+    async with (
+        Outbox(tmp_path / "o.db", [sink.name], max_records=100_000) as outbox,
+        aiomqtt.Client(mosquitto.host, mosquitto.port) as watcher,
+        sink,
+    ):
+        await watcher.subscribe(counter_topic(PASSED), qos=1)
+        await wait_connected(sink)
+        forwarding = asyncio.create_task(forward(sink, outbox, FAST))
+        try:
+            for tick in range(100):  # 10 updates every 10 ms
+                await outbox.append(
+                    [update(total) for total in range(tick * 10 + 1, tick * 10 + 11)], {}
+                )
+                await asyncio.sleep(0.01)
+            await until(lambda: outbox.depth(sink.name) == 0)
+        finally:
+            forwarding.cancel()
+            await asyncio.gather(forwarding, return_exceptions=True)
+        async with asyncio.timeout(10):
+            async for message in watcher.messages:
+                seen.append(body(message))
+                if seen[-1]["total"] == 1000:
+                    break
+    assert sum(item["delta"] for item in seen) == 1000
+    assert 3 <= len(seen) <= 25  # ~1.5 s at most 10/s, not 1,000 messages

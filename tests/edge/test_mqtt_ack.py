@@ -84,7 +84,7 @@ def start_edge(config: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def committed(state_dir: Path) -> tuple[int, int]:
+def committed(state_dir: Path, counter: str = COUNTER) -> tuple[int, int]:
     """(the counter's persisted total, the sum of the deltas of its stored updates)."""
     path = state_dir / "outbox.sqlite"
     if not path.exists():
@@ -92,7 +92,7 @@ def committed(state_dir: Path) -> tuple[int, int]:
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
         try:
             row = db.execute(
-                "SELECT state FROM counter_state WHERE counter = ?", (COUNTER,)
+                "SELECT state FROM counter_state WHERE counter = ?", (counter,)
             ).fetchone()
             (deltas,) = db.execute("SELECT COALESCE(SUM(delta), 0) FROM updates").fetchone()
         except sqlite3.OperationalError:  # the edge has not created its tables yet

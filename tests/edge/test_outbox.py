@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import os
 import signal
 import sqlite3
@@ -12,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from edge.outbox import SCHEMA_VERSION, Outbox, OutboxFullError, OutboxVersionError
+from edge.outbox import (
+    SCHEMA_VERSION,
+    Outbox,
+    OutboxFullError,
+    OutboxVersionError,
+    update_row,
+)
 from taktline.model.paths import CounterPath
 from taktline.records import CounterUpdate
 
@@ -27,7 +34,7 @@ def update(total: int, delta: int = 1, path: CounterPath = PATH) -> CounterUpdat
 
 async def test_append_read_advance_round_trip(tmp_path: Path) -> None:
     async with Outbox(tmp_path / "o.db", ["influxdb", "live"], max_records=1000) as outbox:
-        last = await outbox.append([update(1), update(2)], {str(PATH): {"total": 2}})
+        last = await outbox.append([update(1), update(2)], {str(PATH): '{"total":2}'})
         assert last == 2
         batch = await outbox.read_after("influxdb", 10)
         assert [s.seq for s in batch] == [1, 2]
@@ -38,6 +45,21 @@ async def test_append_read_advance_round_trip(tmp_path: Path) -> None:
         assert [s.seq for s in await outbox.read_after("live", 1)] == [1]
         assert await outbox.oldest_pending_ns("live") is not None
         assert await outbox.oldest_pending_ns("influxdb") is None
+
+
+async def test_rows_are_stored_as_the_updates_they_describe(tmp_path: Path) -> None:
+    failed = CounterPath("neustadt", "final", "fa1", "eol", "failed")
+    state = {"kind": "increment", "total": 2, "seen": ["m1"], "ts_ns": 7}
+    async with Outbox(tmp_path / "o.db", ["live"], max_records=1000) as outbox:
+        await outbox.append([update(1)], {})
+        last = await outbox.append_rows(
+            [update_row(update(2, path=failed)), update_row(update(3))],
+            {str(failed): json.dumps(state)},
+        )
+        assert last == 3
+        stored = await outbox.read_after("live", 10)
+        assert await outbox.states() == {str(failed): state}
+    assert [s.update for s in stored] == [update(1), update(2, path=failed), update(3)]
 
 
 async def test_rows_every_sink_passed_are_pruned_and_seq_never_goes_back(tmp_path: Path) -> None:
@@ -64,7 +86,7 @@ async def test_reopen_restores_states_and_cursors(tmp_path: Path) -> None:
     file = tmp_path / "o.db"
     state = {"kind": "total", "total": 42, "raw": 42, "base": 42}
     async with Outbox(file, ["influxdb", "live"], max_records=1000) as outbox:
-        await outbox.append([update(41), update(42)], {str(PATH): state})
+        await outbox.append([update(41), update(42)], {str(PATH): json.dumps(state)})
         await outbox.advance("live", 2)
     async with Outbox(file, ["influxdb", "live"], max_records=1000) as outbox:
         assert await outbox.states() == {str(PATH): state}
@@ -94,7 +116,7 @@ async def test_full_outbox_refuses_and_stores_nothing(tmp_path: Path) -> None:
         await outbox.append([update(1), update(2)], {})
         await outbox.advance("fast", 2)  # the slow sink still holds both
         with pytest.raises(OutboxFullError):
-            await outbox.append([update(3), update(4)], {str(PATH): {"total": 4}})
+            await outbox.append([update(3), update(4)], {str(PATH): '{"total":4}'})
         assert outbox.is_full() is False
         assert _count(file) == 2
         assert await outbox.states() == {}
@@ -132,7 +154,7 @@ async def main() -> None:
                 totals[i] += 1
                 ts = dt.datetime.now(dt.UTC)
                 updates.append(CounterUpdate(paths[i], ts, totals[i], totals[i], 1))
-                states[str(paths[i])] = {"kind": "total", "total": totals[i]}
+                states[str(paths[i])] = f'{{"kind":"total","total":{totals[i]}}}'
             seq = await outbox.append(updates, states)
             print(seq, flush=True)
 
@@ -236,7 +258,7 @@ async def test_an_outbox_of_the_previous_layout_keeps_its_states_and_cursors(
         }
         assert (outbox.cursor("influxdb"), outbox.cursor("live"), outbox.last_seq) == (4, 6, 7)
         assert [s.update.total for s in await outbox.read_after("influxdb", 10)] == [105, 106, 107]
-        assert await outbox.append([update(8)], {str(PATH): {"kind": "total", "total": 8}}) == 8
+        assert await outbox.append([update(8)], {str(PATH): '{"kind":"total","total":8}'}) == 8
         assert (await outbox.states())[str(PATH)] == {"kind": "total", "total": 8}
     with sqlite3.connect(file) as db:
         assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
@@ -265,3 +287,83 @@ def _count(file: Path) -> int:
     with sqlite3.connect(file) as db:
         (count,) = db.execute("SELECT COUNT(*) FROM updates").fetchone()
     return int(count)
+
+
+async def test_a_layout_1_outbox_gains_dead_letters_and_keeps_its_rows(tmp_path: Path) -> None:
+    file = tmp_path / "o.db"
+    async with Outbox(file, ["influxdb"], max_records=1000) as outbox:
+        await outbox.append([update(1), update(2)], {})
+    with sqlite3.connect(file) as db:  # as an edge of layout 1 left it
+        db.execute("DROP TABLE dead_letters")
+        db.execute("PRAGMA user_version = 1")
+    async with Outbox(file, ["influxdb"], max_records=1000) as outbox:
+        batch = await outbox.read_after("influxdb", 10)
+        assert [s.update.total for s in batch] == [1, 2]
+        await outbox.park("influxdb", batch[0], "field type conflict")
+        (letter,) = await outbox.dead_letters("influxdb")
+    assert (letter.seq, letter.update, letter.reason) == (1, batch[0].update, "field type conflict")
+    with sqlite3.connect(file) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+
+async def test_a_layout_2_outbox_gets_counter_ids_and_its_sequence_never_goes_back(
+    tmp_path: Path,
+) -> None:
+    """Layout 2 named counters in five text columns; layout 3 by id. A file whose rows were
+    all delivered and pruned keeps its sequence: the next update is 8, not 1."""
+    pruned, kept = tmp_path / "pruned.db", tmp_path / "kept.db"
+    for file in (pruned, kept):
+        write_previous_layout(file)
+        with sqlite3.connect(file) as db:
+            db.execute(
+                "CREATE TABLE dead_letters (sink TEXT NOT NULL, seq INTEGER NOT NULL,"
+                " counter TEXT NOT NULL, ts_ns INTEGER NOT NULL, raw INTEGER, total INTEGER"
+                " NOT NULL, delta INTEGER NOT NULL, quality TEXT NOT NULL, reason TEXT NOT NULL,"
+                " parked_ns INTEGER NOT NULL, PRIMARY KEY (sink, seq))"
+            )
+            db.execute("PRAGMA user_version = 2")
+    with sqlite3.connect(pruned) as db:
+        db.execute("DELETE FROM updates")
+        db.execute("UPDATE cursors SET seq = 7")
+    async with Outbox(pruned, ["influxdb", "live"], max_records=1000) as outbox:
+        assert outbox.last_seq == 7
+        assert await outbox.append([update(8)], {}) == 8
+        (stored,) = await outbox.read_after("influxdb", 10)
+        assert (stored.seq, stored.update.counter) == (8, PATH)
+    async with Outbox(kept, ["influxdb", "live"], max_records=1000) as outbox:
+        stored_updates = await outbox.read_after("influxdb", 10)
+        assert [(s.seq, s.update.total, s.update.counter) for s in stored_updates] == [
+            (5, 105, PATH),
+            (6, 106, PATH),
+            (7, 107, PATH),
+        ]
+    with sqlite3.connect(kept) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (3,)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(updates)")}
+        assert "site" not in columns and "counter" in columns
+        assert db.execute("SELECT path FROM counters").fetchall() == [(str(PATH),)]
+
+
+async def test_drop_oldest_makes_room_records_the_gap_and_keeps_the_states(
+    tmp_path: Path,
+) -> None:
+    """`when_full: drop_oldest`: the oldest undelivered updates go, every cursor moves past
+    them, the gap is recorded; the newest updates and the counter states are all kept."""
+    file = tmp_path / "o.db"
+    async with Outbox(
+        file, ["influxdb", "live"], max_records=1000, when_full="drop_oldest"
+    ) as outbox:
+        await outbox.append([update(n) for n in range(1, 901)], {})
+        await outbox.advance("live", 300)  # the live bus is ahead; InfluxDB is down
+        state = {str(PATH): '{"kind":"total","total":1150}'}
+        assert await outbox.append([update(n) for n in range(901, 1151)], state) == 1150
+        assert (outbox.dropped, outbox.undelivered()) == (150, 1000)
+        assert (outbox.cursor("influxdb"), outbox.cursor("live")) == (150, 300)
+        assert [s.update.total for s in await outbox.read_after("influxdb", 2)] == [151, 152]
+        ((first, last, count, _),) = await outbox.gaps()
+        assert (first, last, count) == (1, 150, 150)  # the oldest InfluxDB had not delivered
+        assert (await outbox.states())[str(PATH)] == {"kind": "total", "total": 1150}
+    async with Outbox(file, ["influxdb", "live"], max_records=1000) as outbox:  # block
+        with pytest.raises(OutboxFullError):
+            await outbox.append([update(1151)], {})
+        assert len(await outbox.gaps()) == 1
