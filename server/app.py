@@ -12,10 +12,15 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from server import api, events, metrics, pages
+from server import api, errors, events, metrics, pages, writes
+from server.auth import BearerGuard, TokenError, read_token
+from server.crossings import CrossingDetector
 from server.events import EventHub
+from server.flusher import Persister
 from server.livebus import LiveBusListener
+from server.milestone_outputs import MilestoneOutputs
 from server.state import Clock, LineBoard, utc_now
+from server.store import StateStore, StoreError
 from taktline.config import ServerConfig
 
 log = logging.getLogger(__name__)
@@ -24,17 +29,26 @@ SHUTDOWN_GRACE_S = 3
 
 
 class ServerStartError(RuntimeError):
-    """The server could not start (its HTTP address is taken or not allowed)."""
+    """The server could not start: its HTTP address is taken or not allowed, its state store
+    cannot be opened, or its api_token cannot be read."""
 
 
-def create_app(board: LineBoard, listener: LiveBusListener, hub: EventHub) -> FastAPI:
+def create_app(
+    board: LineBoard,
+    listener: LiveBusListener,
+    hub: EventHub,
+    persister: Persister,
+    guard: BearerGuard,
+) -> FastAPI:
     """The HTTP app over running parts."""
     app = FastAPI(
         title="taktline server",
         summary="Live line state from the live bus: line screens, JSON API, events, metrics.",
         version="0.1.0",
     )
-    app.include_router(api.router(board))
+    errors.install(app)
+    app.include_router(api.router(board, persister))
+    app.include_router(writes.router(board, persister, guard, hub.publish))
     app.include_router(events.router(hub))
     app.include_router(pages.router(board))
     app.include_router(metrics.router(board, listener, hub))
@@ -45,16 +59,33 @@ def create_app(board: LineBoard, listener: LiveBusListener, hub: EventHub) -> Fa
 class Server:
     """The whole server in this process: `async with Server(config) as server: server.url`.
 
-    Port 0 in `settings.http` picks a free port; `url` names the bound one.
+    Port 0 in `settings.http` picks a free port; `url` names the bound one. Shift counts are
+    kept in `settings.state_dir/server.sqlite` and restored before the live bus is read, as
+    are the milestone totals and crossings (server.crossings, server.milestone_outputs).
     """
 
     def __init__(self, config: ServerConfig, *, clock: Clock = utc_now):
         settings = config.settings
         self.config = config
+        try:
+            guard = BearerGuard(read_token(settings.api_token))
+        except TokenError as exc:
+            raise ServerStartError(str(exc)) from None
         self.board = LineBoard(config.plant, stale_after_s=settings.stale_after_s, clock=clock)
         self.hub = EventHub(self.board)
         self.listener = LiveBusListener(settings.live_bus, self._on_message)
-        self.app = create_app(self.board, self.listener, self.hub)
+        try:
+            self.store = StateStore(settings.state_dir)
+        except StoreError as exc:
+            raise ServerStartError(str(exc)) from None
+        self.persister = Persister(self.board, self.store)
+        self.crossings = CrossingDetector(
+            config.plant.milestones, (path for path, _counter in config.plant.counters())
+        )
+        self.milestones = MilestoneOutputs(
+            self.crossings, self.store, settings.live_bus, settings.influxdb
+        )
+        self.app = create_app(self.board, self.listener, self.hub, self.persister, guard)
         self._uvicorn = uvicorn.Server(
             uvicorn.Config(
                 self.app,
@@ -70,12 +101,20 @@ class Server:
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         self.hub.publish(self.board.handle(topic, payload))
+        if self.crossings.handle(topic, payload):
+            self.milestones.wake()
 
     async def __aenter__(self) -> Server:
         listen = self.config.settings.http
         try:
+            self.board.restore(await asyncio.to_thread(self.store.current))
+            await self.milestones.restore()
             self._socket = socket.create_server((listen.host, listen.port))
+        except StoreError as exc:
+            self.store.close()
+            raise ServerStartError(str(exc)) from None
         except OSError as exc:
+            self.store.close()
             raise ServerStartError(
                 f"cannot listen on {listen.host}:{listen.port}: {exc.strerror}"
             ) from None
@@ -86,6 +125,8 @@ class Server:
             asyncio.create_task(self.listener.run(), name="server-livebus"),
             asyncio.create_task(self.hub.run_ticker(), name="server-events"),
             asyncio.create_task(self._uvicorn.serve([self._socket]), name="server-http"),
+            asyncio.create_task(self.persister.run(), name="server-persist"),
+            asyncio.create_task(self.milestones.run(), name="server-milestones"),
         ]
         while not self._uvicorn.started:
             if self._tasks[2].done():
@@ -111,7 +152,7 @@ class Server:
     async def _stop(self) -> None:
         self.hub.close()
         self._uvicorn.should_exit = True
-        http = self._tasks[2] if len(self._tasks) == 3 else None
+        http = self._tasks[2] if self._tasks else None
         if http is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await http
@@ -121,6 +162,15 @@ class Server:
         self._tasks = []
         if self._socket is not None:
             self._socket.close()
+        try:
+            await self.persister.flush()
+        except StoreError:
+            log.error("state store: the last shift counts could not be written at shutdown")
+        try:
+            await self.milestones.flush()
+        except StoreError:
+            log.error("state store: the last milestone totals could not be written at shutdown")
+        await asyncio.to_thread(self.store.close)
 
 
 async def run_server(config: ServerConfig) -> None:

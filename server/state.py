@@ -2,17 +2,9 @@
 
 The board is plain synchronous code driven by the live-bus listener and read by the HTTP
 routes, all on one event loop. Time comes from an injected clock, so tests can pin `now`.
-
-Shift count baseline (the total at the start of the current shift):
-
-- the first message seen in the current shift whose `ts` lies inside the shift sets the
-  baseline to `total - delta` (the total before that change);
-- a message whose `ts` is before the shift start sets the baseline to its `total` (nothing
-  of it belongs to this shift); a retained message from the last shift does exactly that;
-- at a shift change the baseline becomes the latest known total.
-
-Known gap: when the server starts in the middle of a shift, units made between the shift start
-and the last message before the restart are missed until shift counts are persisted.
+Each line's running state lives in a `server.tracker.LineTracker` (the shift count rules are
+in its docstring); the board routes messages to them, adds the plant-wide view (milestones,
+edge status) and hands changed shift state to the store (`take_changes`).
 """
 
 from __future__ import annotations
@@ -20,36 +12,41 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
+from server.milestones import NextMilestone, applies_to, eta, in_scope, next_value
+from server.persisted import Changes, FinishedShift, ShiftRecord
+from server.snapshot import LineSnapshot, LineStatus, StationCounter
+from server.tracker import Acknowledgement, LineTracker, Refused
 from taktline.livebus import (
     ROOT,
     CounterMessage,
     EdgeStatus,
     parse_counter_topic,
 )
+from taktline.model.milestones import Milestone
 from taktline.model.paths import CounterPath
-from taktline.model.plant import PlacedLine, Plant
-from taktline.model.shifts import ShiftCalendar
-from taktline.shifts import ShiftWindow, shift_at, shift_target, target_so_far
+from taktline.model.plant import Plant
+from taktline.shifts import ShiftWindow
+
+__all__ = [
+    "Clock",
+    "LineBoard",
+    "LineSnapshot",
+    "LineStatus",
+    "Refused",
+    "RejectReason",
+    "StationCounter",
+    "utc_now",
+]
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
-LineStatus = Literal["running", "stopped", "no data", "offline", "no shift"]
 RejectReason = Literal["bad_topic", "unknown_counter", "malformed", "empty"]
-
-RATE_WINDOW = dt.timedelta(minutes=15)
-MIN_RATE_SPAN = dt.timedelta(minutes=1)
-STOPPED_AFTER_TAKTS = 3
-"""A fed line is `stopped` when its output counted nothing for this many takts (at least a
-minute): three missed units at the line's pace is a stop, one is a slow cycle."""
-MIN_STOP = dt.timedelta(minutes=1)
-MAX_RATE_SAMPLES = 20_000
-"""Deltas kept for the rate; when full the oldest are dropped (policy: drop oldest)."""
 
 MAX_LOGGED_TOPICS = 10_000
 """Topics remembered as failing (to log once each); past this, further ones are not logged."""
@@ -60,187 +57,6 @@ _EDGE_PREFIX = f"{ROOT}/_edge/"
 def utc_now() -> dt.datetime:
     """The real clock."""
     return dt.datetime.now(dt.UTC)
-
-
-class StationCounter(BaseModel):
-    """The latest value of one counter of a line."""
-
-    model_config = ConfigDict(frozen=True)
-
-    station: str
-    counter: str
-    total: int
-    delta: int
-    quality: str
-    ts: dt.datetime
-
-
-class LineSnapshot(BaseModel):
-    """What a line screen shows, as `GET /api/lines` returns it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    line: str = Field(description="The line id; its screen is /lines/{line}.")
-    name: str
-    site: str
-    area: str
-    timezone: str = Field(description="The shift calendar's time zone (for local times).")
-    shift: str | None = Field(description="Name of the running shift, null outside shifts.")
-    shift_start: dt.datetime | None
-    shift_end: dt.datetime | None
-    shift_progress: float | None = Field(description="Share of the shift's time passed, 0..1.")
-    shift_count: int = Field(description="Units of the output counter in the current shift.")
-    target: int | None = Field(description="Units planned for the whole shift.")
-    target_so_far: float | None = Field(description="Units planned up to now (breaks excluded).")
-    total: int | None = Field(description="Lifetime total of the output counter.")
-    rate_per_hour: float = Field(description="Units per hour over the last 15 minutes.")
-    status: LineStatus
-    updated_at: dt.datetime | None = Field(description="Last update from the line (or its edge).")
-    stopped_since: dt.datetime | None = Field(
-        description="While `stopped`: when the output counted its last unit."
-    )
-    output: str = Field(description="The output counter: station/counter.")
-    stations: list[StationCounter]
-
-
-class LineTracker:
-    """The running state of one line."""
-
-    def __init__(self, placed: PlacedLine, calendar: ShiftCalendar, started_at: dt.datetime):
-        self.placed = placed
-        self.calendar = calendar
-        self.output = placed.output_path()
-        self._started_at = started_at
-        self._counters: dict[CounterPath, CounterMessage] = {}
-        self._window: ShiftWindow | None = None
-        self._window_known = False
-        self._baseline: int | None = None
-        self._deltas: collections.deque[tuple[dt.datetime, int]] = collections.deque(
-            maxlen=MAX_RATE_SAMPLES
-        )
-        self.last_seen: dt.datetime | None = None
-        self.last_unit_at: dt.datetime | None = None
-
-    @property
-    def id(self) -> str:
-        """The line id."""
-        return self.placed.line.id
-
-    def apply(self, path: CounterPath, message: CounterMessage, now: dt.datetime) -> None:
-        """Take in one counter message of this line received at `now`."""
-        self._roll(now)
-        self._counters[path] = message
-        seen_at = min(message.ts, now)
-        self.touch(seen_at)
-        if path != self.output:
-            return
-        window = self._window
-        if window is not None:
-            if message.ts < window.start:
-                self._baseline = max(self._baseline or 0, message.total)
-            elif self._baseline is None:
-                self._baseline = message.total - message.delta
-        if message.delta > 0:
-            self.last_unit_at = max(seen_at, self.last_unit_at or seen_at)
-            if seen_at >= self._started_at:
-                self._deltas.append((seen_at, message.delta))
-
-    def touch(self, seen_at: dt.datetime) -> None:
-        """Record that the line (or the edge serving it) was heard from at `seen_at`."""
-        if self.last_seen is None or seen_at > self.last_seen:
-            self.last_seen = seen_at
-
-    def snapshot(self, now: dt.datetime, stale_after: dt.timedelta, offline: bool) -> LineSnapshot:
-        """The line's state at `now`."""
-        self._roll(now)
-        window = self._window
-        line = self.placed.line
-        output = self._counters.get(self.output)
-        total = output.total if output else None
-        shift_count = 0
-        if window is not None and total is not None and self._baseline is not None:
-            shift_count = max(0, total - self._baseline)
-        status = self._status(now, window, stale_after, offline)
-        return LineSnapshot(
-            line=line.id,
-            name=line.name,
-            site=self.placed.site.id,
-            area=self.placed.area.id,
-            timezone=self.calendar.timezone,
-            shift=window.name if window else None,
-            shift_start=window.start if window else None,
-            shift_end=window.end if window else None,
-            shift_progress=round(window.progress(now), 4) if window else None,
-            shift_count=shift_count,
-            target=shift_target(line.target, window) if window else None,
-            target_so_far=round(target_so_far(line.target, window, now), 1) if window else None,
-            total=total,
-            rate_per_hour=round(self._rate(now), 1),
-            status=status,
-            updated_at=self.last_seen,
-            stopped_since=(self._stopped_since(window) if window and status == "stopped" else None),
-            output=line.output,
-            stations=[
-                StationCounter(
-                    station=path.station,
-                    counter=path.counter,
-                    total=message.total,
-                    delta=message.delta,
-                    quality=message.quality.value,
-                    ts=message.ts,
-                )
-                for path, message in sorted(self._counters.items())
-            ],
-        )
-
-    def _roll(self, now: dt.datetime) -> None:
-        """Follow the calendar: on a shift change the baseline becomes the latest total."""
-        window = shift_at(self.calendar, now)
-        if self._window_known and window == self._window:
-            return
-        output = self._counters.get(self.output)
-        if self._window_known:
-            self._baseline = output.total if output else None
-        self._window = window
-        self._window_known = True
-
-    def _rate(self, now: dt.datetime) -> float:
-        since = max(now - RATE_WINDOW, self._started_at)
-        while self._deltas and self._deltas[0][0] < now - RATE_WINDOW:
-            self._deltas.popleft()
-        units = sum(delta for at, delta in self._deltas if since <= at <= now)
-        span = max(now - since, MIN_RATE_SPAN)
-        return units * 3600 / span.total_seconds()
-
-    def _status(
-        self,
-        now: dt.datetime,
-        window: ShiftWindow | None,
-        stale_after: dt.timedelta,
-        offline: bool,
-    ) -> LineStatus:
-        if offline:
-            return "offline"
-        if window is None:
-            return "no shift"
-        if self.last_seen is None or now - self.last_seen > stale_after:
-            return "no data"
-        if now - self._stopped_since(window) >= self._stop_after(window):
-            return "stopped"
-        return "running"
-
-    def _stopped_since(self, window: ShiftWindow) -> dt.datetime:
-        """The last unit, or the shift start (or server start) when none came since."""
-        since = max(window.start, self._started_at)
-        return max(self.last_unit_at, since) if self.last_unit_at else since
-
-    def _stop_after(self, window: ShiftWindow) -> dt.timedelta:
-        target = self.placed.line.target
-        if target.takt_seconds is not None:
-            takt_s = target.takt_seconds
-        else:
-            takt_s = window.productive_seconds() / max(shift_target(target, window), 1)
-        return max(dt.timedelta(seconds=STOPPED_AFTER_TAKTS * takt_s), MIN_STOP)
 
 
 class LineBoard:
@@ -262,6 +78,14 @@ class LineBoard:
             for placed in plant.lines()
         }
         self._by_counter = {path: self._lines[path.line] for path, _counter in plant.counters()}
+        self._milestones: dict[str, list[tuple[Milestone, list[CounterPath]]]] = {
+            placed.line.id: [
+                (milestone, [path for path in self._by_counter if in_scope(milestone, path)])
+                for milestone in plant.milestones
+                if applies_to(milestone, placed)
+            ]
+            for placed in plant.lines()
+        }
         self._edges: dict[str, EdgeStatus] = {}
         self.accepted = 0
         self.rejected: collections.Counter[RejectReason] = collections.Counter()
@@ -276,19 +100,80 @@ class LineBoard:
         tracker = self._lines.get(line_id)
         if tracker is None:
             return None
-        return tracker.snapshot(self._clock(), self._stale_after, self._offline(line_id))
+        return self._snapshot(tracker, self._clock())
 
     def snapshots(self) -> list[LineSnapshot]:
         """Every line's state now."""
         now = self._clock()
-        return [
-            tracker.snapshot(now, self._stale_after, self._offline(line_id))
-            for line_id, tracker in self._lines.items()
-        ]
+        return [self._snapshot(tracker, now) for tracker in self._lines.values()]
 
     def edges(self) -> Iterator[EdgeStatus]:
         """The latest status of every edge heard from."""
         return iter(self._edges.values())
+
+    def now(self) -> dt.datetime:
+        """The board's clock."""
+        return self._clock()
+
+    def restore(self, records: Mapping[str, ShiftRecord]) -> None:
+        """Take the stored shift state of each line (before the first live-bus message)."""
+        now = self._clock()
+        for line_id, record in records.items():
+            tracker = self._lines.get(line_id)
+            if tracker is not None:
+                tracker.restore(record, now)
+
+    def take_changes(self) -> Changes:
+        """The lines' shift state changed since the last call, and the shifts finished since."""
+        now = self._clock()
+        current: dict[str, ShiftRecord | None] = {}
+        finished: list[FinishedShift] = []
+        for line_id, tracker in self._lines.items():
+            tracker.roll(now)  # a shift that just ended goes into `finished`
+            if tracker.dirty:
+                current[line_id] = tracker.record(now)
+                tracker.dirty = False
+            finished.extend(tracker.finished)
+            tracker.finished.clear()
+        return Changes(current, tuple(finished))
+
+    def give_back(self, changes: Changes) -> None:
+        """Changes that could not be stored: take them again on the next `take_changes`."""
+        for line_id in changes.current:
+            self._lines[line_id].dirty = True
+        for shift in reversed(changes.finished):
+            self._lines[shift.line].finished.appendleft(shift)
+
+    def counter_path(self, line_id: str, name: str) -> CounterPath:
+        """The path of a line's counter `station/counter`; raises Refused when it has none."""
+        path = self._lines[line_id].counter_path(name)
+        if path is None:
+            known = ", ".join(self._lines[line_id].counter_names())
+            raise Refused("unknown_counter", f"line {line_id} has no counter '{name}' ({known})")
+        return path
+
+    def correct(self, line_id: str, name: str, delta: int) -> tuple[CounterPath, ShiftWindow]:
+        """Add `delta` to the current shift count of a line's counter `station/counter`."""
+        path = self.counter_path(line_id, name)
+        return path, self._lines[line_id].correct(path, delta, self._clock())
+
+    def counter_counts(self, path: CounterPath) -> tuple[int, int]:
+        """A counter's shift count (corrections included) and its corrections this shift."""
+        return self._lines[path.line].counter_counts(path)
+
+    def undo_correction(self, path: CounterPath, delta: int, window: ShiftWindow) -> None:
+        """Take back a correction that could not be stored."""
+        self._lines[path.line].undo_correction(path, delta, window)
+
+    def acknowledge(self, line_id: str, by: str) -> tuple[Acknowledgement, Acknowledgement | None]:
+        """Acknowledge the line's current stop; raises Refused when it is not stopped."""
+        tracker = self._lines[line_id]
+        now = self._clock()
+        return tracker.acknowledge(self._snapshot(tracker, now), by, now)
+
+    def undo_acknowledgement(self, line_id: str, previous: Acknowledgement | None) -> None:
+        """Put back the acknowledgement an unstored one replaced."""
+        self._lines[line_id].undo_acknowledgement(previous)
 
     def handle(self, topic: str, payload: bytes) -> set[str]:
         """Take in one live-bus message; returns the ids of the lines it changed."""
@@ -310,6 +195,44 @@ class LineBoard:
         self._accept(topic)
         tracker.apply(path, message, now)
         return {tracker.id}
+
+    def _snapshot(self, tracker: LineTracker, now: dt.datetime) -> LineSnapshot:
+        return tracker.snapshot(
+            now, self._stale_after, self._offline(tracker.id), self._next_milestone(tracker, now)
+        )
+
+    def _next_milestone(
+        self, tracker: LineTracker, now: dt.datetime
+    ) -> tuple[NextMilestone | None, dt.datetime | None]:
+        """The applicable milestone reached soonest at the current rates (else the nearest)."""
+        best: tuple[NextMilestone | None, dt.datetime | None] = (None, None)
+        for milestone, paths in self._milestones[tracker.id]:
+            totals = [
+                message.total
+                for path in paths
+                if (message := self._by_counter[path].latest(path)) is not None
+            ]
+            if not totals:
+                continue
+            total = sum(totals)
+            value = next_value(milestone, total)
+            if value is None:
+                continue
+            rate = sum(self._by_counter[path].rate(path, now) for path in paths)
+            candidate = NextMilestone(
+                id=milestone.id,
+                name=milestone.name,
+                scope=milestone.scope,
+                counter=milestone.counter,
+                value=value,
+                total=total,
+                remaining=value - total,
+                rate_per_hour=round(rate, 1),
+            )
+            when = eta(now, candidate.remaining, rate)
+            if best[0] is None or _sooner((candidate, when), (best[0], best[1])):
+                best = (candidate, when)
+        return best
 
     def _handle_edge(self, topic: str, payload: bytes, now: dt.datetime) -> set[str]:
         parts = topic[len(_EDGE_PREFIX) :].split("/")
@@ -350,6 +273,19 @@ class LineBoard:
             self._failing_topics.add(topic)
             log.warning("live bus: ignoring %s (%s: %s)", topic, reason, detail)
         return set()
+
+
+def _sooner(
+    a: tuple[NextMilestone, dt.datetime | None], b: tuple[NextMilestone, dt.datetime | None]
+) -> bool:
+    """Whether milestone `a` comes before `b`: a known ETA first, then the earlier one, then
+    fewer units to go."""
+    (a_next, a_eta), (b_next, b_eta) = a, b
+    if (a_eta is None) != (b_eta is None):
+        return a_eta is not None
+    if a_eta is not None and b_eta is not None and a_eta != b_eta:
+        return a_eta < b_eta
+    return a_next.remaining < b_next.remaining
 
 
 def _first_error(exc: ValidationError) -> str:

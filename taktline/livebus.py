@@ -6,6 +6,9 @@ Counter topic: `taktline/v1/{site}/{area}/{line}/{station}/{counter}`, retained,
 Edge status: `taktline/v1/_edge/{edge_id}/status`, retained, body
 `{"edge_id": str, "state": "online"|"offline", "lines": [line ids], "ts": ...}`; the edge's last
 will publishes the same body with state "offline".
+Milestone crossing: `taktline/v1/_milestones/{milestone id}`, not retained, QoS 1, body
+`{"milestone": id, "name": str, "value": int, "scope": str, "line": line id, "ts": ...}`, sent
+by each server (replica) once per crossing; `ts` is that of the update that crossed it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from taktline.records import CounterUpdate, Quality
 ROOT = "taktline/v1"
 COUNTER_SUBSCRIPTION = f"{ROOT}/+/+/+/+/+"
 EDGE_STATUS_SUBSCRIPTION = f"{ROOT}/_edge/+/status"
+MILESTONE_SUBSCRIPTION = f"{ROOT}/_milestones/+"
 
 
 def counter_topic(path: CounterPath) -> str:
@@ -42,6 +46,11 @@ def parse_counter_topic(topic: str) -> CounterPath | None:
 def edge_status_topic(edge_id: str) -> str:
     """The retained status topic of one edge."""
     return f"{ROOT}/_edge/{edge_id}/status"
+
+
+def milestone_topic(milestone_id: str) -> str:
+    """The (not retained) topic that announces a milestone's crossings."""
+    return f"{ROOT}/_milestones/{milestone_id}"
 
 
 def format_ts(ts: dt.datetime) -> str:
@@ -85,3 +94,14 @@ class EdgeStatus(_Body):
     state: Literal["online", "offline"]
     lines: list[str] = Field(default_factory=list, description="Ids of the lines it serves.")
     ts: AwareDatetime
+
+
+class MilestoneMessage(_Body):
+    """Body of a milestone topic: one crossing, for the screens' celebration."""
+
+    milestone: str = Field(description="The milestone's id.")
+    name: str = Field(description="The milestone's name (its id when it has none).")
+    value: int = Field(description="The value crossed: the threshold or a step's multiple.")
+    scope: str = Field(description="The milestone's scope, an asset path prefix.")
+    line: str = Field(description="The line whose counter update crossed it.")
+    ts: AwareDatetime = Field(description="The `ts` of the update that crossed it.")

@@ -135,3 +135,65 @@ def test_continuous_operation_has_no_gaps_in_a_normal_week(three_shift: ShiftCal
 def test_naive_datetimes_are_refused(three_shift: ShiftCalendar) -> None:
     with pytest.raises(ValueError, match="aware"):
         shift_at(three_shift, dt.datetime(2026, 11, 25, 10, 0))
+
+
+def test_target_so_far_counts_real_time_across_the_spring_change(
+    three_shift: ShiftCalendar,
+) -> None:
+    at_four = berlin(2026, 3, 29, 4, 0)  # CEST: 6 wall-clock hours after 22:00, 5 real ones
+    window = shift_at(three_shift, at_four)
+    assert window is not None
+    assert window.productive_elapsed(at_four) == 5 * 3600 - 30 * 60  # minus the 01:00 break
+    assert target_so_far(TAKT_60, window, at_four) == 270.0
+    assert target_so_far(TAKT_60, window, window.end) == 375.0
+    per_shift = Target(units_per_shift=420)
+    assert target_so_far(per_shift, window, window.end) == 420.0
+    assert target_so_far(per_shift, window, at_four) == pytest.approx(420 * 270 / 375)
+
+
+def test_target_so_far_across_the_autumn_change_reaches_the_longer_target(
+    three_shift: ShiftCalendar,
+) -> None:
+    at_five = berlin(2026, 10, 25, 5, 0)  # CET: 7 wall-clock hours after 22:00, 8 real ones
+    window = shift_at(three_shift, at_five)
+    assert window is not None and window.name == "night"
+    assert window.breaks[1] == (utc(2026, 10, 25, 3, 0), utc(2026, 10, 25, 3, 15))
+    assert target_so_far(TAKT_60, window, at_five) == 8 * 60 - 45
+    assert target_so_far(TAKT_60, window, window.end) == 495.0
+    assert target_so_far(TAKT_60, window, window.end + dt.timedelta(hours=1)) == 495.0
+
+
+def test_a_break_across_midnight_is_one_pause() -> None:
+    calendar = ShiftCalendar.model_validate(
+        {
+            "timezone": "Europe/Berlin",
+            "shifts": [
+                {
+                    "name": "night",
+                    "start": "22:00",
+                    "end": "06:00",
+                    "breaks": [{"start": "23:45", "end": "00:15"}],
+                }
+            ],
+        }
+    )
+    window = shift_at(calendar, berlin(2026, 11, 26, 0, 0))
+    assert window is not None
+    assert window.breaks == ((berlin(2026, 11, 25, 23, 45), berlin(2026, 11, 26, 0, 15)),)
+    assert window.productive_seconds() == 8 * 3600 - 30 * 60
+    assert target_so_far(TAKT_60, window, berlin(2026, 11, 26, 0, 0)) == 105.0
+    assert target_so_far(TAKT_60, window, berlin(2026, 11, 26, 0, 15)) == 105.0
+
+
+def test_a_day_off_mid_week_leaves_a_gap_until_the_next_working_day() -> None:
+    calendar = ShiftCalendar.model_validate(
+        {
+            "timezone": "Europe/Berlin",
+            "shifts": [{"name": "early", "start": "06:00", "end": "14:00"}],
+            "days_off": ["2026-11-25"],
+        }
+    )
+    assert shift_at(calendar, berlin(2026, 11, 24, 10, 0)) is not None
+    assert shift_at(calendar, berlin(2026, 11, 25, 10, 0)) is None
+    thursday = shift_at(calendar, berlin(2026, 11, 26, 6, 0))
+    assert thursday is not None and thursday.start == berlin(2026, 11, 26, 6, 0)

@@ -16,6 +16,14 @@ const taktline = (() => {
     return value === null || value === undefined ? "–" : numbers.format(Math.floor(value));
   }
 
+  function seconds(value) {
+    return value === null || value === undefined ? "–" : `${Math.round(value)} s`;
+  }
+
+  function percent(value) {
+    return value === null || value === undefined ? "–" : `${value.toFixed(1)} %`;
+  }
+
   let zone;  // the plant's time zone, once a line state named it
   let tickClock = () => {};
 
@@ -125,5 +133,7 @@ const taktline = (() => {
     connect();
   }
 
-  return { int, time, capitalized, sizeClass, pace, setStatus, setBar, startClock, follow };
+  return {
+    int, seconds, percent, time, capitalized, sizeClass, pace, setStatus, setBar, startClock, follow,
+  };
 })();

@@ -5,6 +5,30 @@
   const lineId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop());
   const $ = (id) => document.getElementById(id);
 
+  // A milestone crossed while the screen watches: celebrate it for CELEBRATE_MS.
+  const CELEBRATE_MS = 30000;
+  let announced = null;  // the next milestone the last state named
+  let announcedName = "";
+  let hideCelebration = null;
+
+  // `next_milestone.total` is the milestone's own total (a site-wide one sums several lines).
+  function celebrateCrossing(state) {
+    const next = state.next_milestone;
+    // the announced one is gone: crossed (a threshold with none after it leaves null)
+    const reached = next ? next.value !== announced && next.total >= announced : true;
+    if (announced !== null && reached) {
+      const count = taktline.int(announced);
+      const name = announcedName && !announcedName.includes(count) ? `${announcedName} · ` : "";
+      $("celebration-count").textContent = count;
+      $("celebration-text").textContent = `${name}${state.name} · ${taktline.time(new Date(), true)}`;
+      $("celebration").hidden = false;
+      clearTimeout(hideCelebration);
+      hideCelebration = setTimeout(() => { $("celebration").hidden = true; }, CELEBRATE_MS);
+    }
+    announced = next ? next.value : null;
+    announcedName = next ? next.name : "";
+  }
+
   function render(state) {
     document.title = `${state.name} · taktline`;
     $("name").textContent = state.name;
@@ -22,6 +46,16 @@
     $("target").textContent = taktline.int(state.target);
     $("rate").textContent = taktline.int(state.rate_per_hour);
     $("total").textContent = taktline.int(state.total);
+    $("takt").textContent = taktline.seconds(state.takt_actual_s);
+    $("takt-plan").textContent = state.takt_planned_s ? ` plan ${taktline.seconds(state.takt_planned_s)}` : "";
+    $("yield").textContent = taktline.percent(state.yield_percent);
+    $("yield-label").textContent = state.yield_basis ? `Yield (${state.yield_basis})` : "Yield";
+    const next = state.next_milestone;
+    $("milestone").textContent = next ? taktline.int(next.value) : "–";
+    $("milestone-eta").textContent = state.next_milestone_eta
+      ? ` at ${taktline.time(new Date(state.next_milestone_eta), false)}`
+      : "";
+    celebrateCrossing(state);
     $("shift").textContent = inShift ? `${taktline.capitalized(state.shift)} shift` : "No shift";
     $("shift-time").textContent = inShift
       ? `${taktline.time(new Date(state.shift_start), false)}–${taktline.time(new Date(state.shift_end), false)}`

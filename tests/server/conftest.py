@@ -6,13 +6,14 @@ import asyncio
 import datetime as dt
 import zoneinfo
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from taktline.config import ServerConfig, ServerSettings, load_plant
 from taktline.livebus import CounterMessage, EdgeStatus, counter_topic, edge_status_topic
-from taktline.model import CounterPath, HttpListen, MqttConnection, Plant
+from taktline.model import CounterPath, HttpListen, MqttConnection, Plant, SecretRef
 from taktline.mqttclient import mqtt_client
 from tests.conftest import EXAMPLE_PLANT
 from tests.fixtures.services import MosquittoService
@@ -64,14 +65,28 @@ def clock() -> PinnedClock:
 
 
 @pytest.fixture
-def server_config(mosquitto: MosquittoService, plant: Plant) -> ServerConfig:
+def server_config(mosquitto: MosquittoService, plant: Plant, tmp_path: Path) -> ServerConfig:
     settings = ServerSettings(
         plant=EXAMPLE_PLANT,
+        state_dir=tmp_path / "server-state",
         live_bus=MqttConnection(host=mosquitto.host, port=mosquitto.port),
         http=HttpListen(host="127.0.0.1", port=0),
         stale_after_s=30,
     )
     return ServerConfig(settings, plant)
+
+
+TOKEN = "t0ken-for-writes-7f3a"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def token_config(server_config: ServerConfig, tmp_path: Path) -> ServerConfig:
+    """The server config with an api_token read from a file."""
+    secret = tmp_path / "api-token"
+    secret.write_text(TOKEN + "\n", encoding="utf-8")
+    settings = server_config.settings.model_copy(update={"api_token": SecretRef(file=secret)})
+    return ServerConfig(settings, server_config.plant)
 
 
 Publish = Callable[..., Awaitable[None]]

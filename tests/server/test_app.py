@@ -72,7 +72,7 @@ async def test_a_server_started_later_rebuilds_totals_from_retained_messages(
         await eventually(rebuilt)
         states = await line_states(server)
     assert states["fa1"]["shift_count"] == 0  # its last change was before the shift
-    assert states["fa2"]["shift_count"] == 1  # known gap: earlier units of this shift unseen
+    assert states["fa2"]["shift_count"] == 1  # no stored state: earlier units unseen
 
 
 async def test_a_malformed_message_is_counted_and_the_next_good_one_arrives(

@@ -88,3 +88,26 @@ async def test_unknown_line_stream_is_a_json_404(
         response = await http.get("/api/lines/nope/events")
     assert response.status_code == 404
     assert response.json()["error"] == "unknown_line"
+
+
+async def test_states_are_computed_only_for_followed_lines_and_coalesced(
+    server_config: ServerConfig, clock: PinnedClock, publish: Publish
+) -> None:
+    """Twenty quick updates of fa1 and of fa2 while one screen follows fa1: fa2's state is
+    never computed, fa1's is pushed at once and then once per interval, ending at the newest."""
+    async with (
+        Server(server_config, clock=clock) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+        http.stream("GET", "/api/lines/fa1/events") as response,
+    ):
+        await server.listener.connected.wait()
+        events = sse_events(response)
+        async with asyncio.timeout(15):
+            await next_line_state(events, line="fa1")
+            before = server.hub.snapshots
+            for n in range(20):
+                await publish_counter(publish, FA1, 16_250_700 + n, 1, clock.now)
+                await publish_counter(publish, FA2, 13_749_700 + n, 1, clock.now)
+            await next_line_state(events, total=16_250_719)
+        computed = server.hub.snapshots - before
+    assert 1 <= computed <= 15, computed  # not 40 or more: fa2 unwatched, fa1 coalesced
