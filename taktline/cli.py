@@ -84,6 +84,25 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path)
     check.set_defaults(handler=_check_config)
 
+    dashboards = commands.add_parser("dashboards", help="Grafana dashboards as code")
+    dashboard_commands = dashboards.add_subparsers(required=True, metavar="ACTION")
+    build = dashboard_commands.add_parser(
+        "build", help="write the plant's Grafana dashboards, one JSON file each"
+    )
+    build.add_argument(
+        "--plant",
+        type=Path,
+        default=Path("examples/plant.yaml"),
+        help="plant YAML file (default examples/plant.yaml)",
+    )
+    build.add_argument(
+        "--out",
+        type=Path,
+        default=Path("dashboards/generated"),
+        help="output folder (default dashboards/generated)",
+    )
+    build.set_defaults(handler=_dashboards_build)
+
     schema = commands.add_parser("schema", help="print the JSON Schema of a config file kind")
     schema.add_argument("kind", choices=["plant", "edge", "server"])
     schema.set_defaults(handler=_schema)
@@ -151,6 +170,15 @@ def _check_config(args: argparse.Namespace) -> int:
         plant = load_server_config(file).plant
     print(f"{file}: OK ({kind} file)")
     print(summarize(plant))
+    return 0
+
+
+def _dashboards_build(args: argparse.Namespace) -> int:
+    from dashboards.build import write_dashboards
+
+    plant = load_plant(args.plant)
+    for file in write_dashboards(plant, args.out):
+        print(f"wrote {file}")
     return 0
 
 

@@ -1,7 +1,8 @@
 """Records that flow between the parts: collector Readings and edge CounterUpdates.
 
-They are frozen slotted dataclasses, not pydantic models: one is made per value on the hot path
-and none is parsed from untrusted input (collectors validate at their own boundary).
+They are frozen (a slotted dataclass, a named tuple), not pydantic models: one is made per value
+on the hot path and none is parsed from untrusted input (collectors validate at their own
+boundary).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from taktline.model.paths import CounterPath
 
@@ -43,9 +44,10 @@ class Reading:
     QoS 1 message is acknowledged only then)."""
 
 
-@dataclass(frozen=True, slots=True)
-class CounterUpdate:
-    """A change of a counter's lifetime total, as the edge stores and forwards it."""
+class CounterUpdate(NamedTuple):
+    """A change of a counter's lifetime total, as the edge stores and forwards it (a named
+    tuple: sinks read back a million of them after an outage, and a frozen dataclass costs
+    0.7 µs to make against 0.3 here)."""
 
     counter: CounterPath
     ts: dt.datetime

@@ -12,29 +12,39 @@ from taktline.model.connections import HttpListen, MqttConnection
 from taktline.model.secrets import SecretRef
 
 
-class InfluxV1(StrictModel):
+class InfluxWriting(StrictModel):
+    """How the edge writes to InfluxDB, whichever API."""
+
+    url: str = "http://127.0.0.1:8086"
+    batch_size: int = Field(default=5000, ge=1, le=100_000)
+    flush_interval_ms: int = Field(
+        default=1000,
+        ge=0,
+        le=60_000,
+        description="A batch short of batch_size waits until its oldest point is this old.",
+    )
+    gzip: bool = Field(default=True, description="Compress write bodies (Content-Encoding: gzip).")
+    precision: Literal["ns", "us", "ms", "s"] = "ns"
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class InfluxV1(InfluxWriting):
     """InfluxDB 1.x `/write` API (database, retention policy, user/password)."""
 
     api: Literal["v1"]
-    url: str = "http://127.0.0.1:8086"
     database: str = "taktline"
     retention_policy: str | None = None
     username: str | None = None
     password: SecretRef | None = None
-    batch_size: int = Field(default=5000, ge=1, le=100_000)
-    timeout_s: float = Field(default=10.0, gt=0)
 
 
-class InfluxV2(StrictModel):
+class InfluxV2(InfluxWriting):
     """InfluxDB 2.x/3.x `/api/v2/write` API (org, bucket, token)."""
 
     api: Literal["v2"]
-    url: str = "http://127.0.0.1:8086"
     org: str
     bucket: str
     token: SecretRef
-    batch_size: int = Field(default=5000, ge=1, le=100_000)
-    timeout_s: float = Field(default=10.0, gt=0)
 
 
 InfluxSettings = Annotated[InfluxV1 | InfluxV2, Field(discriminator="api")]
@@ -46,7 +56,15 @@ class OutboxSettings(StrictModel):
     max_records: int = Field(
         default=10_000_000,
         ge=1000,
-        description="When full, the edge stops accepting (back-pressure) and raises an alarm.",
+        description="Most updates some sink has not delivered; then `when_full` applies.",
+    )
+    when_full: Literal["block", "drop_oldest"] = Field(
+        default="block",
+        description=(
+            "block: stop taking readings (back-pressure on the collectors) and raise an alarm;"
+            " drop_oldest: delete the oldest undelivered updates to make room, recording each"
+            " such gap (the lifetime totals stay right; history points are lost)."
+        ),
     )
     commit_interval_ms: int = Field(
         default=100, ge=1, le=10_000, description="Group commit: at most this long per batch."
@@ -63,6 +81,9 @@ class EdgeSettings(StrictModel):
     )
     state_dir: ConfigPath = Path("state")
     live_bus: MqttConnection = Field(default_factory=MqttConnection)
+    live_bus_max_rate_hz: float = Field(
+        default=10.0, gt=0, le=1000, description="Most messages per second on one counter topic."
+    )
     influxdb: InfluxSettings | None = None
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     http: HttpListen = Field(default_factory=lambda: HttpListen(port=8081))
@@ -80,4 +101,7 @@ class ServerSettings(StrictModel):
     )
     stale_after_s: float = Field(
         default=30.0, gt=0, description="A line with no update for this long shows 'no data'."
+    )
+    influxdb: InfluxSettings | None = Field(
+        default=None, description="Where milestone crossings are written (measurement milestone)."
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 
@@ -17,13 +18,16 @@ class CounterPath:
 
     @classmethod
     def parse(cls, text: str) -> CounterPath:
-        """Parse `site/area/line/station/counter`; raises ValueError on another shape."""
+        """Parse `site/area/line/station/counter`; raises ValueError on another shape.
+
+        The levels are interned: thousands of counters share a few site, line and role names.
+        """
         parts = text.strip("/").split("/")
         if len(parts) != 5 or not all(parts):
             raise ValueError(
                 f"'{text}' is not a counter path: expected site/area/line/station/counter"
             )
-        return cls(*parts)
+        return cls(*map(sys.intern, parts))
 
     def __str__(self) -> str:
         return "/".join((self.site, self.area, self.line, self.station, self.counter))
