@@ -10,12 +10,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import mqtt_intake, opcua_intake, report
+from bench import influx_sink, mqtt_intake, opcua_intake, report, screen_latency
 from bench.results_model import Benchmark, BenchResult, Options
 
 BENCHMARKS: dict[str, Benchmark] = {
     opcua_intake.NAME: opcua_intake.run,
     mqtt_intake.NAME: mqtt_intake.run,
+    influx_sink.NAME: influx_sink.run,
+    screen_latency.NAME: screen_latency.run,
 }
 """Every benchmark by name, in the order `python -m bench` runs them."""
 

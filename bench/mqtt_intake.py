@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from bench.mqtt_load import COUNTER, RECEIVE_MAXIMUM, TOPIC
-from bench.procstat import cpu_seconds
+from bench.procstat import cpu_seconds, memory_mb
 from bench.results_model import BenchResult, Options, Progress, Table
 from taktline.localbroker import free_port, wait_for_port
 
@@ -221,15 +221,31 @@ async def _measure_c(argv: list[str]) -> dict[str, float]:
         dict(os.environ),
         file_actions=[(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)],
     )
+    peak = asyncio.create_task(_peak_rss_mb(pid))
     _, status, usage = await asyncio.to_thread(os.wait4, pid, 0)
+    peak.cancel()
     if status:
         raise RuntimeError(f"{argv[0]} exited with status {status}")
     return {
         "count": float(argv[argv.index("-C") + 1]),
         "seconds": time.monotonic() - started,
         "cpu_s": usage.ru_utime + usage.ru_stime,
-        "rss_mb": usage.ru_maxrss / 1024,
+        "rss_mb": _last_peak.get(pid, 0.0),
     }
+
+
+_last_peak: dict[int, float] = {}
+
+
+async def _peak_rss_mb(pid: int) -> None:
+    """Follow the process's VmHWM (ru_maxrss would count the benchmark's own memory, shared
+    between spawn and exec) until it ends; the last reading is in `_last_peak`."""
+    while True:
+        try:
+            _last_peak[pid] = memory_mb(pid)[1]
+        except (OSError, KeyError):
+            return
+        await asyncio.sleep(0.02)
 
 
 def _edge_files(work: Path, broker_port: int, qos: int, client_id: str) -> Path:

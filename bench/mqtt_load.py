@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
+import os
 import sys
 import time
 from collections import deque
@@ -26,6 +26,8 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+
+from bench.procstat import memory_mb
 
 TOPIC = "bench/line/eol/produced"
 COUNTER = "bench/area/line/eol/produced"
@@ -110,7 +112,9 @@ class _Window:
         self.t0, self.cpu0 = time.monotonic(), time.process_time()
 
     def done(self, count: int) -> None:
-        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        # VmHWM, not ru_maxrss: that one also counts the benchmark's own memory, which this
+        # process shared between fork and exec
+        rss_mb = memory_mb(os.getpid())[1]
         emit(
             "done",
             count=count,

@@ -1,4 +1,5 @@
-"""The results files: `latest.json` (machine and figures), `latest.md` (a table per benchmark)."""
+"""The results files: `latest.json` (machine and figures), `latest.md` (a table per benchmark),
+and the same per benchmark (`NAME.json`, `NAME.md`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,15 @@ from typing import Any
 
 from bench.results_model import BenchResult, Options
 
-PACKAGES = ("taktline", "asyncua", "aiomqtt", "paho-mqtt", "pydantic", "prometheus-client")
+PACKAGES = (
+    "taktline",
+    "asyncua",
+    "aiomqtt",
+    "paho-mqtt",
+    "pydantic",
+    "prometheus-client",
+    "playwright",
+)
 
 
 def machine_info() -> dict[str, Any]:
@@ -75,11 +84,18 @@ def markdown(document: dict[str, Any], results: Sequence[BenchResult]) -> str:
 
 
 def write(out_dir: Path, document: dict[str, Any], results: Sequence[BenchResult]) -> Path:
-    """Write latest.json and latest.md into `out_dir`; the JSON file's path."""
+    """Write latest.json and latest.md into `out_dir`, and each benchmark's own NAME.json and
+    NAME.md (so a run of one benchmark keeps the others' last figures); latest.json's path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     json_file = out_dir / "latest.json"
     json_file.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     (out_dir / "latest.md").write_text(markdown(document, results), encoding="utf-8")
+    for result in results:
+        own = document | {"benchmarks": {result.name: result.as_json()}}
+        (out_dir / f"{result.name}.json").write_text(
+            json.dumps(own, indent=2) + "\n", encoding="utf-8"
+        )
+        (out_dir / f"{result.name}.md").write_text(markdown(own, [result]), encoding="utf-8")
     return json_file
 
 

@@ -57,6 +57,9 @@ def test_quick_run_writes_json_and_markdown_with_positive_rates(tmp_path: Path) 
     table = (tmp_path / "latest.md").read_text(encoding="utf-8")
     assert "| nodes |" in table
     assert "\n| 40 |" in table
+    own = json.loads((tmp_path / "opcua_intake.json").read_text(encoding="utf-8"))
+    assert own["benchmarks"] == document["benchmarks"]  # the benchmark's own file, same figures
+    assert (tmp_path / "opcua_intake.md").read_text(encoding="utf-8") == table
 
 
 def test_unknown_benchmark_name_is_refused_with_exit_2() -> None:
