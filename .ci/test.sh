@@ -10,6 +10,7 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 have mosquitto || need+=(mosquitto)
 have mosquitto_sub || need+=(mosquitto-clients)
 have influxd || need+=(influxdb)
+have victoria-metrics || need+=(victoria-metrics)
 have chromium || need+=(chromium fonts-dejavu-core)
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ]; then

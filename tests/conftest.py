@@ -1,4 +1,4 @@
-"""Shared fixtures: real Mosquitto and InfluxDB on free ports of 127.0.0.1."""
+"""Shared fixtures: real Mosquitto (also with TLS) and InfluxDB on free ports of 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.services import InfluxService, MosquittoService, run_influxd, run_mosquitto
+from tests.collectors.mqtt.pki import Pki, make_pki
+from tests.fixtures.services import (
+    InfluxService,
+    MosquittoService,
+    run_influxd,
+    run_mosquitto,
+    run_secured_mosquitto,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_PLANT = REPO / "examples" / "plant.yaml"
@@ -26,4 +33,20 @@ def mosquitto(tmp_path: Path) -> Iterator[MosquittoService]:
 def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxService]:
     """One influxd for the session; tests use their own database names or drop `taktline`."""
     with run_influxd(tmp_path_factory.mktemp("influxd")) as service:
+        yield service
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    """A throwaway test CA with a server certificate for 127.0.0.1 and a client certificate."""
+    return make_pki(tmp_path)
+
+
+@pytest.fixture
+def tls_broker(tmp_path: Path, pki: Pki) -> Iterator[MosquittoService]:
+    """Mosquitto that wants TLS, a client certificate of the test CA, and user `edge` with
+    password `s3cret`."""
+    with run_secured_mosquitto(
+        tmp_path, pki.ca, pki.server_cert, pki.server_key, {"edge": "s3cret"}
+    ) as service:
         yield service

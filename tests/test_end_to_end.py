@@ -17,6 +17,8 @@ from edge.agent import EdgeAgent
 from server.app import Server
 from taktline.config import InfluxV1
 from taktline.demo.runner import first_totals, local_configs, until_quiet
+from taktline.localbroker import free_port
+from tests.edge.helpers import tcp_relay
 from tests.fixtures.services import InfluxService, MosquittoService
 from tests.fixtures.sim import load_example_plant, running_simulator
 
@@ -114,3 +116,60 @@ async def test_every_unit_lands_once_in_influxdb_and_on_the_server(
                         assert lines[placed.line.id]["shift_count"] >= truth[output]
                 state = await asyncio.wait_for(_next_sse_state(client, "fa1"), 10)
                 assert state["total"] == lines["fa1"]["total"]
+
+
+async def test_an_influxdb_outage_during_counting_loses_and_repeats_nothing(
+    tmp_path: Path, mosquitto: MosquittoService, influxd: InfluxService
+) -> None:
+    """InfluxDB unreachable for a third of the run while the plant keeps counting (PLC resets
+    included); once it is back, every unit is in InfluxDB exactly once: a point repeated at
+    another time would show in the sum of deltas, one missing in the last total."""
+    influxd.drop_database(DATABASE)
+    relay = free_port()
+    async with running_simulator(
+        load_example_plant(),
+        mosquitto.port,
+        rate_per_min=180,
+        seed=12,
+        reset_every_s=4,
+        paused=True,
+    ) as (plant, sim):
+        edge_config, _ = local_configs(
+            plant,
+            tmp_path / "plant.yaml",
+            tmp_path,
+            mqtt_port=mosquitto.port,
+            http_port=0,
+            influxdb=InfluxV1(
+                api="v1",
+                url=f"http://127.0.0.1:{relay}",
+                database=DATABASE,
+                flush_interval_ms=200,
+                timeout_s=2,
+            ),
+        )
+        paths = list(sim.ground_truth())
+        async with EdgeAgent(edge_config) as edge:
+            async with tcp_relay(relay, influxd.port):
+                first = await first_totals(edge, paths)
+                sim.resume()
+                await asyncio.sleep(PRODUCTION_S / 3)
+            await asyncio.sleep(PRODUCTION_S / 3)  # InfluxDB is down: the outbox holds
+            sink = next(s for s in edge.health().sinks if s.health.name == "influxdb")
+            assert sink.health.errors > 0 and sink.depth > 0, "the outage was not felt"
+            async with tcp_relay(relay, influxd.port):
+                await asyncio.sleep(PRODUCTION_S / 3)
+                sim.pause()
+                await sim.settle()
+                await until_quiet(edge, paths)
+                await edge.wait_synced(timeout=30)
+    truth = sim.ground_truth()
+    assert sim.stats.resets > 0
+    stored = _influx_totals(influxd)
+    for path in paths:
+        first_total, last_total, delta_sum = stored[str(path)]
+        assert (first_total, last_total - first_total, delta_sum) == (
+            first[path],
+            truth[path],
+            truth[path],
+        ), path
