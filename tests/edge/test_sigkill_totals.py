@@ -101,7 +101,9 @@ async def test_sigkill_while_counting_a_register_continues_the_total_exactly(
     finally:
         if edge.poll() is None:
             edge.send_signal(signal.SIGINT)
-            edge.wait(15)
+            # waited for in a thread: the PLC runs on this loop and must answer the edge's
+            # goodbye (closing its session), or the edge waits for it until the timeout
+            await asyncio.to_thread(edge.wait, 15)
         await plc.stop()
     assert START + made > 65_536, "the register did not roll over: the run proves less"
     assert (total, deltas) == (expected, made), log.read_text()[-3000:]
