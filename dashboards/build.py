@@ -10,6 +10,7 @@ from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
+from dashboards.edge_health import edge_health_dashboard
 from dashboards.line_detail import line_detail_dashboard
 from dashboards.milestones import milestones_dashboard
 from dashboards.overview import overview_dashboard
@@ -22,6 +23,7 @@ DASHBOARDS: dict[str, Callable[[Plant], db.Dashboard]] = {
     "plant-overview.json": overview_dashboard,
     "line-detail.json": line_detail_dashboard,
     "milestones.json": milestones_dashboard,
+    "edge-health.json": edge_health_dashboard,
 }
 """File name -> generator."""
 

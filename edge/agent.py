@@ -9,6 +9,10 @@ raises the `outbox full` alarm (health, metrics, one log line) and retries until
 room; meanwhile the intake fills and the collectors are held back. Nothing is dropped. Each
 sink delivers from its own outbox cursor in its own task.
 
+Health: every `health_every_s` the agent publishes its health (sources, outbox, sinks) retained
+on the live bus (`taktline/v1/_edge/{edge_id}/health`, edge.health.report_health), through the
+live-bus sink's connection.
+
 Acknowledgement: after the commit that holds a batch, the receipts of its readings (mapped or
 not, counted or not) go back, in order, to the collector that made them when it is
 `Acknowledging` (an MQTT QoS 1 message is acknowledged to the broker only then).
@@ -34,7 +38,7 @@ from edge.counters import (
     Decision,
     TotalRules,
 )
-from edge.health import HealthSnapshot, SinkStatus, problems_of
+from edge.health import HEALTH_EVERY_S, HealthSnapshot, SinkStatus, problems_of, report_health
 from edge.http import HealthServer
 from edge.intake import Intake
 from edge.mapping import SourceMap
@@ -77,6 +81,7 @@ class EdgeAgent:
         rules: TotalRules = DEFAULT_RULES,
         queue_size: int = 10_000,
         expire_every_s: float = 0.5,
+        health_every_s: float = HEALTH_EVERY_S,
     ) -> None:
         self.settings = config.settings
         self.map = SourceMap(config.plant, config.settings.sources)
@@ -84,6 +89,7 @@ class EdgeAgent:
         self._backoff = backoff
         self._rules = rules
         self._expire_every_s = expire_every_s
+        self._health_every_s = health_every_s
         self._intake = Intake(queue_size)
         self._in_flight = 0
         self._collectors: list[Collector] = []
@@ -185,6 +191,13 @@ class EdgeAgent:
         self._stack.push_async_callback(self._cancel_tasks, "sinks")
         for sink in self._sinks:
             self._spawn(forward(sink, outbox, self._backoff), f"sink:{sink.name}", "sinks")
+        live_bus = next(sink for sink in self._sinks if isinstance(sink, LiveBusSink))
+        self._stack.push_async_callback(self._cancel_tasks, "health")
+        self._spawn(
+            report_health(self.health, live_bus.publish_health, self._health_every_s),
+            "health",
+            "health",
+        )
         self._stack.push_async_callback(self._flush)
         self._spawn(self._commit_loop(), "committer", "committer")
         for source in self.map.sources:

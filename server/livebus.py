@@ -1,7 +1,8 @@
 """The server's live-bus listener: subscribe, hand every message on, reconnect with backoff.
 
-Subscriptions are made on every connect, so the broker replays the retained counter and edge
-status messages and the line state is rebuilt after a server or broker restart.
+Subscriptions (counters, edge status, edge health) are made on every connect, so the broker
+replays the retained counter, edge status and edge health messages and the line state is rebuilt
+after a server or broker restart.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ from collections.abc import Callable
 import aiomqtt
 from aiomqtt.types import PayloadType
 
-from taktline.livebus import COUNTER_SUBSCRIPTION, EDGE_STATUS_SUBSCRIPTION
+from taktline.livebus import (
+    COUNTER_SUBSCRIPTION,
+    EDGE_HEALTH_SUBSCRIPTION,
+    EDGE_STATUS_SUBSCRIPTION,
+)
 from taktline.model.connections import MqttConnection
 from taktline.mqttclient import mqtt_client
 
@@ -55,6 +60,7 @@ class LiveBusListener:
                 async with mqtt_client(self._connection) as client:
                     await client.subscribe(COUNTER_SUBSCRIPTION, qos=1)
                     await client.subscribe(EDGE_STATUS_SUBSCRIPTION, qos=1)
+                    await client.subscribe(EDGE_HEALTH_SUBSCRIPTION, qos=1)
                     self.connects += 1
                     self.connected.set()
                     backoff = self._min_backoff_s

@@ -103,6 +103,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     build.set_defaults(handler=_dashboards_build)
 
+    grafana = commands.add_parser("grafana", help="Grafana through its HTTP API")
+    grafana_commands = grafana.add_subparsers(required=True, metavar="ACTION")
+    push = grafana_commands.add_parser(
+        "push",
+        help="upload the InfluxDB datasource and the dashboards (a second push changes nothing)",
+        description="Create or update, in the server file's Grafana (`grafana`: url, token,"
+        " folder), the InfluxDB datasource (from `influxdb`), the folder and every dashboard"
+        " JSON. Only what differs is written. Exit 0 when all went through, 1 when an item"
+        " failed, 2 on a configuration error.",
+    )
+    push.add_argument("--config", type=Path, required=True, help="server YAML file")
+    push.add_argument(
+        "--dashboards",
+        type=Path,
+        default=Path("dashboards/generated"),
+        help="folder of dashboard JSON files, all pushed (default dashboards/generated)",
+    )
+    push.add_argument(
+        "--update-secrets",
+        action="store_true",
+        help="send the datasource's password/token even when nothing else changed (Grafana"
+        " never shows secrets, so a rotated one is not noticed otherwise)",
+    )
+    push.set_defaults(handler=_grafana_push)
+
     schema = commands.add_parser("schema", help="print the JSON Schema of a config file kind")
     schema.add_argument("kind", choices=["plant", "edge", "server"])
     schema.set_defaults(handler=_schema)
@@ -180,6 +205,18 @@ def _dashboards_build(args: argparse.Namespace) -> int:
     for file in write_dashboards(plant, args.out):
         print(f"wrote {file}")
     return 0
+
+
+def _grafana_push(args: argparse.Namespace) -> int:
+    from server.grafana.push import PushConfigError, push
+
+    settings = load_server_config(args.config).settings
+    try:
+        report = asyncio.run(push(settings, args.dashboards, update_secrets=args.update_secrets))
+    except PushConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0 if report.ok else 1
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -17,6 +17,8 @@ batch coalesces them.
 
 In flight: at most one window of a batch (WINDOW - 1 publishes, fewer when an MQTT 5 broker
 announces a smaller Receive Maximum; a larger batch is sent window by window) and the status.
+The edge's health message (`publish_health`, retained, QoS 1) takes its turn between windows,
+as a window of its own, so it never adds to what is in flight.
 
 Connection: clean session; reconnects after a loss with capped exponential backoff and jitter
 (half to all of the delay), one connection at a time; keepalive pings, and a broker silent for
@@ -41,7 +43,7 @@ from edge.sinks.errors import SinkUnavailableError
 from edge.sinks.forwarder import DEFAULT_BACKOFF, Backoff, jittered
 from edge.sinks.livebus_connection import BrokerConnection, open_broker
 from edge.sinks.livebus_messages import Topics, coalesce, counter_body
-from taktline.livebus import EdgeStatus, edge_status_topic
+from taktline.livebus import EdgeStatus, edge_health_topic, edge_status_topic
 from taktline.model.connections import MqttConnection
 from taktline.mqttwire import Will, binary
 from taktline.records import CounterUpdate
@@ -100,6 +102,7 @@ class LiveBusSink:
         self._client_id = connection.client_id or f"taktline-edge-{edge_id}"
         self._status_topic = edge_status_topic(edge_id)
         self._status_topic_field = binary(self._status_topic.encode())
+        self._health_topic_field = binary(edge_health_topic(edge_id).encode())
         self._topics = Topics()
         self._sending = asyncio.Lock()
         self._window = WINDOW - 1
@@ -170,6 +173,12 @@ class LiveBusSink:
         pause = started + self._min_interval_s - loop.time()
         if pause > 0:
             await asyncio.sleep(pause)
+
+    async def publish_health(self, body: bytes) -> None:
+        """Publish the edge's health message retained at QoS 1 on its health topic; return once
+        the broker acknowledged it. Raises SinkUnavailableError while the broker is not
+        connected or does not acknowledge it."""
+        await self._publish([(self._health_topic_field, body)], ACK_TIMEOUT_S)
 
     def status(self, state: Literal["online", "offline"]) -> str:
         """The JSON body of the edge status topic."""

@@ -89,6 +89,31 @@ class EdgeSettings(StrictModel):
     http: HttpListen = Field(default_factory=lambda: HttpListen(port=8081))
 
 
+class GrafanaSettings(StrictModel):
+    """A Grafana 10+ instance, reached through its HTTP API with a service-account token."""
+
+    url: str = Field(
+        default="http://127.0.0.1:3000",
+        pattern=r"^https?://[^@/]+(/.*)?$",
+        description="Grafana's base URL (http or https; no user:password in it).",
+    )
+    token: SecretRef = Field(
+        description="Service-account token: Editor for dashboards and annotations, Admin to push"
+        " the datasource."
+    )
+    folder_uid: str = Field(default="taktline", pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    folder_title: str = Field(default="taktline", min_length=1)
+    datasource_url: str | None = Field(
+        default=None,
+        description="InfluxDB's URL as Grafana reaches it; default: the server's influxdb.url.",
+    )
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
+    tls_ca_file: ConfigPath | None = Field(
+        default=None, description="CA bundle (PEM) that signed Grafana's certificate."
+    )
+    tls_verify: bool = Field(default=True, description="false: accept any certificate.")
+
+
 class ServerSettings(StrictModel):
     """`taktline server --config F`: line screens, API, alerts, milestones."""
 
@@ -103,5 +128,10 @@ class ServerSettings(StrictModel):
         default=30.0, gt=0, description="A line with no update for this long shows 'no data'."
     )
     influxdb: InfluxSettings | None = Field(
-        default=None, description="Where milestone crossings are written (measurement milestone)."
+        default=None,
+        description="Where milestone crossings and edge health samples are written.",
+    )
+    grafana: GrafanaSettings | None = Field(
+        default=None,
+        description="Where milestone annotations go and where `taktline grafana push` pushes.",
     )

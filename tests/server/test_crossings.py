@@ -14,7 +14,8 @@ import aiomqtt
 
 from server.app import Server
 from server.crossings import Crossing, CrossingDetector, crossed_values
-from server.milestone_influx import MilestoneInflux, point
+from server.influx_http import InfluxHttpWriter
+from server.milestone_influx import point
 from server.store import StateStore
 from taktline.config import InfluxV1, InfluxV2, ServerConfig
 from taktline.livebus import MILESTONE_SUBSCRIPTION, MilestoneMessage
@@ -358,9 +359,9 @@ async def test_the_v2_api_takes_the_points_with_their_tags_and_time(tmp_path: Pa
         api="v2", url="", org="plant", bucket="taktline", token=SecretRef(file=secret)
     )
     with run_victoria_metrics(tmp_path) as victoria:
-        async with MilestoneInflux(settings.model_copy(update={"url": victoria.url})) as influx:
-            await influx.write([crossing])
-            await influx.write([crossing])  # again, as a second replica would
+        async with InfluxHttpWriter(settings.model_copy(update={"url": victoria.url})) as influx:
+            await influx.write([point(crossing)])
+            await influx.write([point(crossing)])  # again, as a second replica would
         [series] = await asyncio.to_thread(victoria.export, "milestone_threshold")
     assert series["metric"] == {
         "__name__": "milestone_threshold",
