@@ -15,6 +15,8 @@ from fastapi.staticfiles import StaticFiles
 from server import api, errors, events, metrics, pages, writes
 from server.auth import BearerGuard, TokenError, read_token
 from server.crossings import CrossingDetector
+from server.edge_health import EdgeHealthBook
+from server.edge_health_influx import EdgeHealthInflux
 from server.events import EventHub
 from server.flusher import Persister
 from server.livebus import LiveBusListener
@@ -83,7 +85,18 @@ class Server:
             config.plant.milestones, (path for path, _counter in config.plant.counters())
         )
         self.milestones = MilestoneOutputs(
-            self.crossings, self.store, settings.live_bus, settings.influxdb
+            self.crossings,
+            self.store,
+            settings.live_bus,
+            settings.influxdb,
+            grafana=settings.grafana,
+            plant=config.plant,
+        )
+        self.edge_health_influx = (
+            EdgeHealthInflux(settings.influxdb) if settings.influxdb is not None else None
+        )
+        self.edge_health = EdgeHealthBook(
+            self.edge_health_influx.offer if self.edge_health_influx is not None else None
         )
         self.app = create_app(self.board, self.listener, self.hub, self.persister, guard)
         self._uvicorn = uvicorn.Server(
@@ -100,6 +113,8 @@ class Server:
         self.url = ""
 
     def _on_message(self, topic: str, payload: bytes) -> None:
+        if self.edge_health.handle(topic, payload):
+            return
         self.hub.publish(self.board.handle(topic, payload))
         if self.crossings.handle(topic, payload):
             self.milestones.wake()
@@ -128,6 +143,9 @@ class Server:
             asyncio.create_task(self.persister.run(), name="server-persist"),
             asyncio.create_task(self.milestones.run(), name="server-milestones"),
         ]
+        if self.edge_health_influx is not None:
+            writer = asyncio.create_task(self.edge_health_influx.run(), name="server-edge-health")
+            self._tasks.append(writer)
         while not self._uvicorn.started:
             if self._tasks[2].done():
                 await self._stop()

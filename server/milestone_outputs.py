@@ -1,6 +1,7 @@
-"""What a milestone crossing makes: stored first, then a live-bus message and an InfluxDB point.
+"""What a milestone crossing makes: stored first, then a live-bus message, an InfluxDB point and
+a Grafana annotation.
 
-Three loops, none of which blocks the live-bus listener:
+Up to four loops, none of which blocks the live-bus listener or another loop:
 - store: the detector's changes (counter totals and new crossings) go to the state store in one
   transaction, at once after a crossing (`wake`) and every second for totals. When the store
   fails they go back to the detector and are tried again.
@@ -9,10 +10,14 @@ Three loops, none of which blocks the live-bus listener:
   backoff.
 - write (when `influxdb` is configured): each stored crossing not yet written goes to InfluxDB
   (`server.milestone_influx`), then is marked written; a failed write is retried with backoff.
+- annotate (when `grafana` is configured): each stored crossing not yet annotated becomes one
+  Grafana annotation (`server.grafana.annotations`, which skips one that is there already), then
+  is marked annotated; a failure is retried with backoff.
 
 The store is the queue: what is pending survives a restart and is sent then. A crash between
 sending and marking sends a crossing again after the restart: the InfluxDB point is the same
-point; the live-bus message is the same body (screens may dedupe on milestone and value).
+point; the live-bus message is the same body (screens may dedupe on milestone and value); the
+annotation is found and not added again.
 Failures are logged once, and the recovery once.
 """
 
@@ -25,11 +30,14 @@ import logging
 import aiomqtt
 
 from server.crossings import CrossingDetector
-from server.milestone_influx import InfluxWriteError, MilestoneInflux
+from server.grafana.annotations import AnnotationError, MilestoneAnnotations
+from server.influx_http import InfluxHttpWriter, InfluxWriteError
+from server.milestone_influx import point
 from server.store import StateStore, StoreError
-from taktline.config.settings import InfluxV1, InfluxV2
+from taktline.config.settings import GrafanaSettings, InfluxV1, InfluxV2
 from taktline.livebus import MilestoneMessage, milestone_topic
 from taktline.model.connections import MqttConnection
+from taktline.model.plant import Plant
 from taktline.mqttclient import mqtt_client
 
 log = logging.getLogger(__name__)
@@ -40,7 +48,8 @@ MAX_BACKOFF_S = 30.0
 
 
 class MilestoneOutputs:
-    """Stores, publishes and writes the crossings of `detector`; `run()` until cancelled."""
+    """Stores, publishes, writes and annotates the crossings of `detector`; `run()` until
+    cancelled. `plant` names the lines and time zones in the annotations' text."""
 
     def __init__(
         self,
@@ -49,6 +58,8 @@ class MilestoneOutputs:
         live_bus: MqttConnection,
         influxdb: InfluxV1 | InfluxV2 | None,
         *,
+        grafana: GrafanaSettings | None = None,
+        plant: Plant | None = None,
         every_s: float = STORE_EVERY_S,
         min_backoff_s: float = MIN_BACKOFF_S,
         max_backoff_s: float = MAX_BACKOFF_S,
@@ -57,15 +68,21 @@ class MilestoneOutputs:
         self.store = store
         self.live_bus = live_bus
         self.influxdb = influxdb
+        if grafana is not None and plant is None:
+            raise ValueError("Grafana annotations need the plant (line names, time zones)")
+        self.grafana = grafana
+        self.plant = plant
         self.every_s = every_s
         self.min_backoff_s = min_backoff_s
         self.max_backoff_s = max_backoff_s
         self.published = 0
         self.written = 0
+        self.annotated = 0
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._publish_due = asyncio.Event()
         self._write_due = asyncio.Event()
+        self._annotate_due = asyncio.Event()
         self._store_failing = False
 
     def wake(self) -> None:
@@ -79,12 +96,17 @@ class MilestoneOutputs:
         self.detector.restore(totals, crossed)
 
     async def run(self) -> None:
-        """Store, publish and write until cancelled."""
+        """Store, publish, write and annotate until cancelled."""
         loops = [self._store_loop(), self._publish_loop()]
         async with contextlib.AsyncExitStack() as stack:
             if self.influxdb is not None:
-                influx = await stack.enter_async_context(MilestoneInflux(self.influxdb))
+                influx = await stack.enter_async_context(InfluxHttpWriter(self.influxdb))
                 loops.append(self._write_loop(influx))
+            if self.grafana is not None and self.plant is not None:
+                annotations = await stack.enter_async_context(
+                    MilestoneAnnotations(self.grafana, self.plant)
+                )
+                loops.append(self._annotate_loop(annotations))
             await asyncio.gather(*loops)
 
     async def flush(self) -> None:
@@ -115,6 +137,7 @@ class MilestoneOutputs:
                     )
                 self._publish_due.set()
                 self._write_due.set()
+                self._annotate_due.set()
 
     async def _store_loop(self) -> None:
         while True:
@@ -166,7 +189,7 @@ class MilestoneOutputs:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff_s)
 
-    async def _write_loop(self, influx: MilestoneInflux) -> None:
+    async def _write_loop(self, influx: InfluxHttpWriter) -> None:
         backoff = self.min_backoff_s
         failing = False
         while True:
@@ -174,7 +197,7 @@ class MilestoneOutputs:
             try:
                 pending = await asyncio.to_thread(self.store.pending_crossings, "written")
                 if pending:
-                    await influx.write(pending)
+                    await influx.write(point(crossing) for crossing in pending)
                     keys = [crossing.key for crossing in pending]
                     await asyncio.to_thread(self.store.mark_crossings, "written", keys)
                     self.written += len(pending)
@@ -190,3 +213,26 @@ class MilestoneOutputs:
                 failing = False
             backoff = self.min_backoff_s
             await self._write_due.wait()
+
+    async def _annotate_loop(self, annotations: MilestoneAnnotations) -> None:
+        backoff = self.min_backoff_s
+        failing = False
+        while True:
+            self._annotate_due.clear()
+            try:
+                for crossing in await asyncio.to_thread(self.store.pending_crossings, "annotated"):
+                    await annotations.annotate(crossing)
+                    await asyncio.to_thread(self.store.mark_crossings, "annotated", [crossing.key])
+                    self.annotated += 1
+            except (AnnotationError, StoreError) as exc:
+                if not failing:
+                    log.warning("milestones: cannot annotate crossings in Grafana (%s)", exc)
+                    failing = True
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_s)
+                continue
+            if failing:
+                log.info("milestones: annotating crossings in Grafana again")
+                failing = False
+            backoff = self.min_backoff_s
+            await self._annotate_due.wait()

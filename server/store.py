@@ -4,8 +4,8 @@ Tables: `current_shift` (one row per line: the running shift's baselines, latest
 corrections, as JSON objects keyed `station/counter`), `shift_history` (finished shifts, one row
 per line and shift start), `audit` (accepted writes), `milestone_totals` (each milestone
 counter's latest known total, keyed by its path) and `milestone_crossings` (one row per crossed
-milestone value, with whether it was published on the live bus and written to InfluxDB; see
-server.crossings). Times are ISO 8601 UTC text.
+milestone value, with whether it was published on the live bus, written to InfluxDB and
+annotated in Grafana; see server.crossings). Times are ISO 8601 UTC text.
 
 Methods are blocking and thread-safe (one connection behind a lock): async code calls them
 through `asyncio.to_thread`. SQLite errors surface as `StoreError`.
@@ -75,14 +75,19 @@ CREATE TABLE IF NOT EXISTS milestone_crossings (
     total INTEGER NOT NULL,
     published INTEGER NOT NULL DEFAULT 0,
     written INTEGER NOT NULL DEFAULT 0,
+    annotated INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (milestone, value)
 );
 """
 
-CrossingOutput = Literal["published", "written"]
-"""An output of a crossing: the live-bus message, the InfluxDB point."""
+CrossingOutput = Literal["published", "written", "annotated"]
+"""An output of a crossing: the live-bus message, the InfluxDB point, the Grafana annotation."""
 
-_OUTPUT_COLUMNS: dict[CrossingOutput, str] = {"published": "published", "written": "written"}
+_OUTPUT_COLUMNS: dict[CrossingOutput, str] = {
+    "published": "published",
+    "written": "written",
+    "annotated": "annotated",
+}
 
 
 class StoreError(RuntimeError):
@@ -267,7 +272,7 @@ class StateStore:
             )
 
     def pending_crossings(self, output: CrossingOutput) -> list[Crossing]:
-        """Crossings not yet published (or written), oldest first."""
+        """Crossings not yet published (written, annotated), oldest first."""
         column = _OUTPUT_COLUMNS[output]
         with self._reading():
             rows = self._db.execute(
@@ -288,7 +293,7 @@ class StateStore:
         ]
 
     def mark_crossings(self, output: CrossingOutput, keys: list[tuple[str, int]]) -> None:
-        """Record crossings (milestone id, value) as published (or written)."""
+        """Record crossings (milestone id, value) as published (written, annotated)."""
         column = _OUTPUT_COLUMNS[output]
         with self._writing():
             self._db.executemany(
