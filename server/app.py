@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Sequence
 from types import TracebackType
 
 import uvicorn
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from prometheus_client.registry import Collector
 
 from server import api, errors, events, metrics, pages, writes
 from server.auth import BearerGuard, TokenError, read_token
@@ -20,6 +22,7 @@ from server.edge_health_influx import EdgeHealthInflux
 from server.events import EventHub
 from server.flusher import Persister
 from server.livebus import LiveBusListener
+from server.metrics import OutputsCollector
 from server.milestone_outputs import MilestoneOutputs
 from server.state import Clock, LineBoard, utc_now
 from server.store import StateStore, StoreError
@@ -41,8 +44,9 @@ def create_app(
     hub: EventHub,
     persister: Persister,
     guard: BearerGuard,
+    collectors: Sequence[Collector] = (),
 ) -> FastAPI:
-    """The HTTP app over running parts."""
+    """The HTTP app over running parts; `collectors` add to `GET /metrics`."""
     app = FastAPI(
         title="taktline server",
         summary="Live line state from the live bus: line screens, JSON API, events, metrics.",
@@ -53,7 +57,7 @@ def create_app(
     app.include_router(writes.router(board, persister, guard, hub.publish))
     app.include_router(events.router(hub))
     app.include_router(pages.router(board))
-    app.include_router(metrics.router(board, listener, hub))
+    app.include_router(metrics.router(board, listener, hub, collectors))
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     return app
 
@@ -98,7 +102,10 @@ class Server:
         self.edge_health = EdgeHealthBook(
             self.edge_health_influx.offer if self.edge_health_influx is not None else None
         )
-        self.app = create_app(self.board, self.listener, self.hub, self.persister, guard)
+        outputs = OutputsCollector(self.milestones, self.edge_health, self.edge_health_influx)
+        self.app = create_app(
+            self.board, self.listener, self.hub, self.persister, guard, collectors=[outputs]
+        )
         self._uvicorn = uvicorn.Server(
             uvicorn.Config(
                 self.app,

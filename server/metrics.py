@@ -5,7 +5,7 @@ Metrics are read from the live objects at scrape time, so there is one source of
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, get_args
 
 from fastapi import APIRouter, Response
@@ -13,8 +13,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from server.edge_health import EdgeHealthBook
+from server.edge_health_influx import EdgeHealthInflux
 from server.events import EventHub
 from server.livebus import LiveBusListener
+from server.milestone_outputs import MilestoneOutputs
 from server.state import LineBoard, LineStatus
 
 
@@ -86,10 +89,73 @@ class ServerCollector(Collector):
         yield from (total, count, planned, rate, status)
 
 
-def router(board: LineBoard, listener: LiveBusListener, hub: EventHub) -> APIRouter:
-    """`GET /healthz` and `GET /metrics`."""
+class OutputsCollector(Collector):
+    """What the server sent on: milestone crossings and edge health samples."""
+
+    def __init__(
+        self,
+        milestones: MilestoneOutputs,
+        edge_health: EdgeHealthBook,
+        edge_health_writer: EdgeHealthInflux | None,
+    ):
+        self._milestones = milestones
+        self._edge_health = edge_health
+        self._writer = edge_health_writer
+
+    def collect(self) -> Iterator[Metric]:
+        """One sample set per scrape."""
+        prefix = "taktline_server"
+        crossings = CounterMetricFamily(
+            f"{prefix}_milestone_crossings_sent",
+            "Milestone crossings sent on, by output (live bus, InfluxDB, Grafana annotation).",
+            labels=["output"],
+        )
+        crossings.add_metric(["published"], self._milestones.published)
+        crossings.add_metric(["written"], self._milestones.written)
+        crossings.add_metric(["annotated"], self._milestones.annotated)
+        yield crossings
+        yield GaugeMetricFamily(
+            f"{prefix}_edges_reporting",
+            "Edges with a health sample on the live bus.",
+            value=len(self._edge_health.latest),
+        )
+        yield CounterMetricFamily(
+            f"{prefix}_edge_health_accepted",
+            "Edge health samples taken from the live bus.",
+            value=self._edge_health.accepted,
+        )
+        rejected = CounterMetricFamily(
+            f"{prefix}_edge_health_rejected",
+            "Edge health bodies ignored, by reason.",
+            labels=["reason"],
+        )
+        for reason, count in sorted(self._edge_health.rejected.items()):
+            rejected.add_metric([reason], count)
+        yield rejected
+        if self._writer is not None:
+            yield CounterMetricFamily(
+                f"{prefix}_edge_health_written",
+                "Edge health samples InfluxDB took.",
+                value=self._writer.written,
+            )
+            yield CounterMetricFamily(
+                f"{prefix}_edge_health_dropped",
+                "Edge health samples dropped (queue full, or a failed write).",
+                value=self._writer.dropped,
+            )
+
+
+def router(
+    board: LineBoard,
+    listener: LiveBusListener,
+    hub: EventHub,
+    extra: Sequence[Collector] = (),
+) -> APIRouter:
+    """`GET /healthz` and `GET /metrics` (with the `extra` collectors)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ServerCollector(board, listener, hub))
+    for collector in extra:
+        registry.register(collector)
     routes = APIRouter(tags=["operations"])
 
     @routes.get("/healthz", summary="Liveness, with the live-bus connection")

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from server.app import Server
@@ -147,7 +148,12 @@ async def test_a_sample_on_the_live_bus_becomes_points_and_a_bad_one_is_counted(
         await publish(topic, encoded(sample(depth=7, errors=3, connected=False)))
         await until(lambda: server.edge_health_influx and server.edge_health_influx.written == 1)
         latest = server.edge_health.latest["edge-final"]
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            metrics = (await http.get("/metrics")).text
     assert server.edge_health.rejected == {"malformed": 1}
+    assert 'taktline_server_edge_health_rejected_total{reason="malformed"} 1.0' in metrics
+    assert "taktline_server_edge_health_written_total 1.0" in metrics
+    assert "taktline_server_edges_reporting 1.0" in metrics
     assert latest.outbox.depth == 7
     assert sum(server.board.rejected.values()) == 0  # health is not a counter message
 

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 
@@ -383,6 +384,9 @@ async def test_a_crossing_on_the_live_bus_reaches_grafana_through_the_server(
         await publish_counter(publish, FA2, 900, 1, at(0))
         await publish_counter(publish, FA2, 1_000, 100, at(10))
         await until(lambda: server.milestones.annotated == 2)
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            metrics = (await http.get("/metrics")).text
+    assert 'taktline_server_milestone_crossings_sent_total{output="annotated"} 2.0' in metrics
     [site] = stored(grafana, SITE_30M, 30_000_000)
     assert site["text"] == "30,000,000 units, Final assembly line 2, 10:00:10"
     assert site["time"] == int(at(10).timestamp()) * 1000
