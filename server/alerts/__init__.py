@@ -1,0 +1,1 @@
+"""Alerts: rules, rosters, delivery through notification channels, acknowledgement."""
