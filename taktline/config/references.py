@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from taktline.config.yaml_source import KeyPath, format_key_path
+from taktline.model.alerts import alert_problems
 from taktline.model.assets import Line
 from taktline.model.paths import CounterPath
 from taktline.model.plant import Plant
+from taktline.model.rosters import roster_problems
 from taktline.model.sources import TEMPLATE_LEVELS, MqttSource, OpcUaSource
 
 Problem = tuple[KeyPath, str]
@@ -36,6 +38,8 @@ def check_plant(plant: Plant) -> list[Problem]:
     problems += _check_opcua_nodes(plant)
     problems += _check_mqtt(plant)
     problems += _check_milestones(plant)
+    problems += roster_problems(plant)
+    problems += alert_problems(plant)
     return problems
 
 

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 
 from pydantic import Field
 
+from taktline.model.alerts import AlertSettings
 from taktline.model.assets import Area, Counter, Line, Site, Station
 from taktline.model.base import Slug, StrictModel
 from taktline.model.milestones import Milestone
 from taktline.model.paths import CounterPath
+from taktline.model.rosters import Rosters
 from taktline.model.shifts import ShiftCalendar
 from taktline.model.sources import Source
 
@@ -37,6 +39,12 @@ class Plant(StrictModel):
     shift_calendars: dict[Slug, ShiftCalendar] = Field(min_length=1)
     milestones: list[Milestone] = Field(default_factory=list)
     sources: list[Source] = Field(default_factory=list)
+    rosters: Rosters | None = Field(
+        default=None, description="Who leads which line when, and whom alerts escalate to."
+    )
+    alerts: AlertSettings = Field(
+        default_factory=AlertSettings, description="Alert rules: defaults and per-line overrides."
+    )
 
     def lines(self) -> Iterator[PlacedLine]:
         """Every line with its site and area, in file order."""
