@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from taktline.cli import NOISY_LIBRARIES
 from tests.collectors.mqtt.pki import Pki, make_pki
 from tests.fixtures.services import (
     InfluxService,
@@ -50,3 +52,19 @@ def tls_broker(tmp_path: Path, pki: Pki) -> Iterator[MosquittoService]:
         tmp_path, pki.ca, pki.server_cert, pki.server_key, {"edge": "s3cret"}
     ) as service:
         yield service
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """Undo what an in-process `taktline.cli.main()` does to logging (root handlers, the levels
+    of chatty libraries), so that no test's log assertions depend on which tests ran before."""
+    root = logging.getLogger()
+    handlers, level = set(root.handlers), root.level
+    levels = {name: logging.getLogger(name).level for name in NOISY_LIBRARIES}
+    yield
+    for handler in list(root.handlers):
+        if type(handler) is logging.StreamHandler and handler not in handlers:  # basicConfig's
+            root.removeHandler(handler)
+    root.setLevel(level)
+    for name, was in levels.items():
+        logging.getLogger(name).setLevel(was)
