@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import socket
@@ -10,13 +11,21 @@ from collections.abc import Sequence
 from types import TracebackType
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 from prometheus_client.registry import Collector
 
 from server import api, errors, events, metrics, pages, writes
+from server.alerts import ack_page
+from server.alerts import routes as alert_routes
+from server.alerts.ack_tokens import AckTokens, SigningKeyError, load_signing_key
+from server.alerts.alert_store import AlertStore
+from server.alerts.annotations import AlertAnnotator
+from server.alerts.lifecycle import AlertEngine
+from server.alerts.rules import AlertEvaluator
+from server.alerts.signals import signals_from_board
 from server.auth import BearerGuard, TokenError, read_token
-from server.crossings import CrossingDetector
+from server.crossings import Crossing, CrossingDetector
 from server.edge_health import EdgeHealthBook
 from server.edge_health_influx import EdgeHealthInflux
 from server.events import EventHub
@@ -31,11 +40,15 @@ from taktline.config import ServerConfig
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 3
+EVALUATE_EVERY_S = 1.0
+"""How often the alert rules are evaluated (and escalations and reminders sent when due)."""
+MAX_WAITING_CROSSINGS = 10_000
+"""Milestone crossings waiting for the next evaluation; when full the oldest are dropped."""
 
 
 class ServerStartError(RuntimeError):
     """The server could not start: its HTTP address is taken or not allowed, its state store
-    cannot be opened, or its api_token cannot be read."""
+    cannot be opened, or its api_token or ack signing key cannot be read."""
 
 
 def create_app(
@@ -45,8 +58,10 @@ def create_app(
     persister: Persister,
     guard: BearerGuard,
     collectors: Sequence[Collector] = (),
+    routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
-    """The HTTP app over running parts; `collectors` add to `GET /metrics`."""
+    """The HTTP app over running parts; `collectors` add to `GET /metrics`, `routers` (the
+    alerts') to the routes."""
     app = FastAPI(
         title="taktline server",
         summary="Live line state from the live bus: line screens, JSON API, events, metrics.",
@@ -58,6 +73,8 @@ def create_app(
     app.include_router(events.router(hub))
     app.include_router(pages.router(board))
     app.include_router(metrics.router(board, listener, hub, collectors))
+    for extra in routers:
+        app.include_router(extra)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     return app
 
@@ -67,15 +84,31 @@ class Server:
 
     Port 0 in `settings.http` picks a free port; `url` names the bound one. Shift counts are
     kept in `settings.state_dir/server.sqlite` and restored before the live bus is read, as
-    are the milestone totals and crossings (server.crossings, server.milestone_outputs).
+    are the milestone totals and crossings (server.crossings, server.milestone_outputs) and the
+    open alerts (server.alerts.lifecycle). The alert rules are evaluated every
+    `evaluate_every_s` on the board's clock.
     """
 
-    def __init__(self, config: ServerConfig, *, clock: Clock = utc_now):
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        clock: Clock = utc_now,
+        evaluate_every_s: float = EVALUATE_EVERY_S,
+    ):
         settings = config.settings
         self.config = config
+        self.evaluate_every_s = evaluate_every_s
+        self.evaluations = 0
+        """Evaluations of the alert rules done (each followed by the escalation tick)."""
+        delivery = settings.alerts.delivery
         try:
             guard = BearerGuard(read_token(settings.api_token))
-        except TokenError as exc:
+            self.ack_tokens = AckTokens(
+                load_signing_key(delivery.ack.signing_key, settings.state_dir),
+                clock=lambda: clock().timestamp(),
+            )
+        except (TokenError, SigningKeyError) as exc:
             raise ServerStartError(str(exc)) from None
         self.board = LineBoard(config.plant, stale_after_s=settings.stale_after_s, clock=clock)
         self.hub = EventHub(self.board)
@@ -83,6 +116,11 @@ class Server:
         try:
             self.store = StateStore(settings.state_dir)
         except StoreError as exc:
+            raise ServerStartError(str(exc)) from None
+        try:
+            self.alert_store = AlertStore(self.store)
+        except StoreError as exc:
+            self.store.close()
             raise ServerStartError(str(exc)) from None
         self.persister = Persister(self.board, self.store)
         self.crossings = CrossingDetector(
@@ -103,8 +141,39 @@ class Server:
             self.edge_health_influx.offer if self.edge_health_influx is not None else None
         )
         outputs = OutputsCollector(self.milestones, self.edge_health, self.edge_health_influx)
+        self.annotator = (
+            AlertAnnotator(self.alert_store, settings.grafana, config.plant)
+            if settings.grafana is not None
+            else None
+        )
+        self.evaluator = AlertEvaluator(config.plant)
+        self.alerts = AlertEngine(
+            config.plant,
+            self.alert_store,
+            clock=self.board.now,
+            policy=delivery.retry,
+            smtp=delivery.smtp,
+            tokens=self.ack_tokens,
+            public_url=delivery.public_url,
+            repeat_minutes=settings.alerts.repeat_minutes,
+            on_change=self._alerts_changed,
+            on_resolved=self.annotator.wake if self.annotator is not None else None,
+        )
+        self._crossings: collections.deque[Crossing] = collections.deque(
+            maxlen=MAX_WAITING_CROSSINGS
+        )
+        routers = [
+            alert_routes.router(self.alerts, guard, self.board.now),
+            ack_page.router(self.alerts, self.ack_tokens, delivery.ack.lifetime_s, self.board.now),
+        ]
         self.app = create_app(
-            self.board, self.listener, self.hub, self.persister, guard, collectors=[outputs]
+            self.board,
+            self.listener,
+            self.hub,
+            self.persister,
+            guard,
+            collectors=[outputs],
+            routers=routers,
         )
         self._uvicorn = uvicorn.Server(
             uvicorn.Config(
@@ -123,14 +192,34 @@ class Server:
         if self.edge_health.handle(topic, payload):
             return
         self.hub.publish(self.board.handle(topic, payload))
-        if self.crossings.handle(topic, payload):
+        made = self.crossings.handle(topic, payload)
+        if made:
+            self._crossings.extend(made)
             self.milestones.wake()
+
+    def _alerts_changed(self, lines: set[str]) -> None:
+        """Open alerts changed: the screens of their lines show it."""
+        self.hub.publish(self.board.set_alerts(self.alerts.line_alerts()) | lines)
+
+    async def _evaluate(self) -> None:
+        """Every `evaluate_every_s`: the rules over the board, edge health and new crossings;
+        their transitions to the alert engine; then escalations and reminders that are due."""
+        while True:
+            await asyncio.sleep(self.evaluate_every_s)
+            crossings = list(self._crossings)
+            self._crossings.clear()
+            signals = signals_from_board(self.board, self.edge_health.latest, crossings)
+            await self.alerts.handle(self.evaluator.evaluate(self.board.now(), signals))
+            await self.alerts.tick()
+            self.evaluations += 1
 
     async def __aenter__(self) -> Server:
         listen = self.config.settings.http
         try:
             self.board.restore(await asyncio.to_thread(self.store.current))
             await self.milestones.restore()
+            await self.alerts.restore()
+            self.evaluator.restore(self.alerts.firing())
             self._socket = socket.create_server((listen.host, listen.port))
         except StoreError as exc:
             self.store.close()
@@ -149,7 +238,10 @@ class Server:
             asyncio.create_task(self._uvicorn.serve([self._socket]), name="server-http"),
             asyncio.create_task(self.persister.run(), name="server-persist"),
             asyncio.create_task(self.milestones.run(), name="server-milestones"),
+            asyncio.create_task(self._evaluate(), name="server-alerts"),
         ]
+        if self.annotator is not None:
+            self._tasks.append(asyncio.create_task(self.annotator.run(), name="server-annotate"))
         if self.edge_health_influx is not None:
             writer = asyncio.create_task(self.edge_health_influx.run(), name="server-edge-health")
             self._tasks.append(writer)
@@ -187,6 +279,7 @@ class Server:
         self._tasks = []
         if self._socket is not None:
             self._socket.close()
+        await self.alerts.aclose()
         try:
             await self.persister.flush()
         except StoreError:

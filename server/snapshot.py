@@ -11,8 +11,31 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.milestones import NextMilestone
+from taktline.model.alerts import Severity
 
 LineStatus = Literal["running", "stopped", "no data", "offline", "no shift"]
+AlertState = Literal["firing", "notified", "acknowledged"]
+
+
+class LineAlert(BaseModel):
+    """An active alert on a line, as its screen shows it (`server.alerts.lifecycle`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    rule: str = Field(description="line_stopped, rate_below_target, yield_below, ...")
+    severity: Severity
+    message: str
+    raised_at: dt.datetime
+    state: AlertState = Field(
+        description="firing: nobody reached yet; notified: a message was delivered;"
+        " acknowledged: someone took it on."
+    )
+    notified: list[str] = Field(
+        default_factory=list, description="Names of the people a message was delivered to."
+    )
+    acknowledged_by: str | None = Field(default=None, description="Who acknowledged it.")
+    acknowledged_at: dt.datetime | None = None
 
 
 class StationCounter(BaseModel):
@@ -103,4 +126,10 @@ class LineSnapshot(BaseModel):
     )
     acknowledged_at: dt.datetime | None = Field(
         default=None, description="When the current stop was acknowledged."
+    )
+    last_unit_at: dt.datetime | None = Field(
+        default=None, description="When the output counter last counted a unit (as received)."
+    )
+    alerts: list[LineAlert] = Field(
+        default_factory=list, description="The line's active alerts, oldest first."
     )

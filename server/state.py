@@ -12,14 +12,14 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Literal
 
 from pydantic import ValidationError
 
 from server.milestones import NextMilestone, applies_to, eta, in_scope, next_value
 from server.persisted import Changes, FinishedShift, ShiftRecord
-from server.snapshot import LineSnapshot, LineStatus, StationCounter
+from server.snapshot import LineAlert, LineSnapshot, LineStatus, StationCounter
 from server.tracker import Acknowledgement, LineTracker, Refused
 from taktline.livebus import (
     ROOT,
@@ -34,6 +34,7 @@ from taktline.shifts import ShiftWindow
 
 __all__ = [
     "Clock",
+    "LineAlert",
     "LineBoard",
     "LineSnapshot",
     "LineStatus",
@@ -87,6 +88,7 @@ class LineBoard:
             for placed in plant.lines()
         }
         self._edges: dict[str, EdgeStatus] = {}
+        self._alerts: dict[str, tuple[LineAlert, ...]] = {}
         self.accepted = 0
         self.rejected: collections.Counter[RejectReason] = collections.Counter()
         self._failing_topics: set[str] = set()
@@ -114,6 +116,20 @@ class LineBoard:
     def now(self) -> dt.datetime:
         """The board's clock."""
         return self._clock()
+
+    def set_alerts(self, alerts: Mapping[str, Sequence[LineAlert]]) -> set[str]:
+        """Take every line's active alerts (lines left out have none); returns the lines whose
+        alerts changed."""
+        new = {
+            line: tuple(found) for line, found in alerts.items() if line in self._lines and found
+        }
+        changed = {
+            line
+            for line in new.keys() | self._alerts.keys()
+            if new.get(line) != self._alerts.get(line)
+        }
+        self._alerts = new
+        return changed
 
     def restore(self, records: Mapping[str, ShiftRecord]) -> None:
         """Take the stored shift state of each line (before the first live-bus message)."""
@@ -198,7 +214,11 @@ class LineBoard:
 
     def _snapshot(self, tracker: LineTracker, now: dt.datetime) -> LineSnapshot:
         return tracker.snapshot(
-            now, self._stale_after, self._offline(tracker.id), self._next_milestone(tracker, now)
+            now,
+            self._stale_after,
+            self._offline(tracker.id),
+            self._next_milestone(tracker, now),
+            self._alerts.get(tracker.id, ()),
         )
 
     def _next_milestone(

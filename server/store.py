@@ -5,7 +5,8 @@ corrections, as JSON objects keyed `station/counter`), `shift_history` (finished
 per line and shift start), `audit` (accepted writes), `milestone_totals` (each milestone
 counter's latest known total, keyed by its path) and `milestone_crossings` (one row per crossed
 milestone value, with whether it was published on the live bus, written to InfluxDB and
-annotated in Grafana; see server.crossings). Times are ISO 8601 UTC text.
+annotated in Grafana; see server.crossings). The alert tables are `server.alerts.alert_store`'s,
+in the same file and transactions (`transaction`, `query`). Times are ISO 8601 UTC text.
 
 Methods are blocking and thread-safe (one connection behind a lock): async code calls them
 through `asyncio.to_thread`. SQLite errors surface as `StoreError`.
@@ -182,21 +183,7 @@ class StateStore:
                         int(shift.complete),
                     ),
                 )
-            if audit is None:
-                return None
-            cursor = self._db.execute(
-                "INSERT INTO audit (at, endpoint, line, body, who, client)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    _text(audit.at),
-                    audit.endpoint,
-                    audit.line,
-                    json.dumps(audit.body, sort_keys=True),
-                    audit.by,
-                    audit.client,
-                ),
-            )
-            return cursor.lastrowid
+            return None if audit is None else insert_audit(self._db, audit)
 
     def history(self, line: str, limit: int) -> list[FinishedShift]:
         """A line's finished shifts, newest first."""
@@ -302,6 +289,20 @@ class StateStore:
             )
 
     @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction on the store's connection, for the owners of other tables in
+        this file (`server.alerts.alert_store`): committed when the block ends, rolled back
+        when it raises; SQLite errors become StoreError."""
+        with self._writing():
+            yield self._db
+
+    @contextmanager
+    def query(self) -> Iterator[sqlite3.Connection]:
+        """The store's connection for reads (see `transaction`)."""
+        with self._reading():
+            yield self._db
+
+    @contextmanager
     def _reading(self) -> Iterator[None]:
         with self._lock:
             try:
@@ -322,6 +323,23 @@ class StateStore:
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot write the state store {self.path}: {exc}") from None
+
+
+def insert_audit(db: sqlite3.Connection, audit: AuditEntry) -> int:
+    """Add an audit entry inside a transaction; returns its id."""
+    cursor = db.execute(
+        "INSERT INTO audit (at, endpoint, line, body, who, client) VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            _text(audit.at),
+            audit.endpoint,
+            audit.line,
+            json.dumps(audit.body, sort_keys=True),
+            audit.by,
+            audit.client,
+        ),
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
 
 
 def _text(when: dt.datetime) -> str:

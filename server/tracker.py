@@ -15,13 +15,13 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from server.milestones import NextMilestone
 from server.persisted import FinishedShift, ShiftRecord
-from server.snapshot import LineSnapshot, LineStatus, StationCounter
+from server.snapshot import LineAlert, LineSnapshot, LineStatus, StationCounter
 from server.yields import line_yield
 from taktline.livebus import CounterMessage
 from taktline.model.paths import CounterPath
@@ -262,8 +262,9 @@ class LineTracker:
         stale_after: dt.timedelta,
         offline: bool,
         milestone: tuple[NextMilestone | None, dt.datetime | None] = (None, None),
+        alerts: Sequence[LineAlert] = (),
     ) -> LineSnapshot:
-        """The line's state at `now`."""
+        """The line's state at `now`, with its active `alerts`."""
         self.roll(now)
         window = self._window
         line = self.placed.line
@@ -317,6 +318,8 @@ class LineTracker:
             corrections=self._corrections.get(self.output, 0),
             acknowledged_by=ack.by if ack else None,
             acknowledged_at=ack.at if ack else None,
+            last_unit_at=self.last_unit_at,
+            alerts=list(alerts),
         )
 
     def roll(self, now: dt.datetime) -> None:

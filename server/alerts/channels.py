@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import apprise
 
-from server.alerts.settings import EMAIL_ADDRESS, SmtpSettings
+from taktline.config.settings import EMAIL_ADDRESS, SmtpSettings
 from taktline.model.secrets import SecretError
 
 GENERIC_WEBHOOKS = frozenset({"json", "jsons", "xml", "xmls", "form", "forms"})

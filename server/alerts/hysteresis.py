@@ -100,6 +100,11 @@ class Hysteresis:
         """Keys pending, firing or clearing."""
         return list(self._states)
 
+    def restore(self, key: AlertKey, since: dt.datetime) -> None:
+        """Take `key` as firing since `since` (an alert kept across a restart): it does not
+        fire again, and resolves as any firing key does."""
+        self._states[key] = _State(_Phase.FIRING, since, None)
+
     def step(
         self, key: AlertKey, now: dt.datetime, verdict: Verdict, timing: Timing
     ) -> Change | None:

@@ -39,7 +39,7 @@ from types import TracebackType
 import apprise
 
 from server.alerts.channels import Channel, apprise_warnings
-from server.alerts.settings import RetryPolicy
+from taktline.config.settings import RetryPolicy
 
 log = logging.getLogger(__name__)
 

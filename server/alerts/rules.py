@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from server.alerts.conditions import (
@@ -194,6 +194,18 @@ class AlertEvaluator:
         self._hysteresis = Hysteresis()
         self._open: dict[AlertKey, tuple[Severity, tuple[str, ...]]] = {}
         self._noticed: collections.OrderedDict[AlertKey, None] = collections.OrderedDict()
+
+    def restore(
+        self, firing: Iterable[tuple[AlertKey, Severity, tuple[str, ...], dt.datetime]]
+    ) -> None:
+        """Take alerts that were firing before a restart (key, severity, lines, since) as firing,
+        so that they are not raised again and are resolved when their condition clears (or
+        their scope is gone). Milestone notices are not states: they are left out."""
+        for key, severity, lines, since in firing:
+            if key.rule == "milestone":
+                continue
+            self._hysteresis.restore(key, since)
+            self._open[key] = (severity, lines)
 
     def evaluate(self, now: dt.datetime, signals: Signals) -> list[Transition]:
         """The transitions `signals` make at the aware instant `now`."""

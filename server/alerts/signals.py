@@ -114,20 +114,14 @@ def signals_from_board(
 
 
 def line_signals(snapshot: LineSnapshot, line: Line) -> LineSignals:
-    """One line's signals from its snapshot.
-
-    The snapshot has no last-unit time of its own: it is the `ts` of the output counter's
-    latest message when that message counted units, else unknown (the evaluator also notices
-    new units itself). `stopped_since` does not do: it is clamped to the current shift's start.
-    """
+    """One line's signals from its snapshot (`last_unit_at`, not `stopped_since`, which is
+    clamped to the current shift's start)."""
     totals = {f"{c.station}/{c.counter}": c for c in snapshot.stations}
-    output = totals.get(snapshot.output)
-    last_unit = output.ts if output is not None and output.delta > 0 else None
     return LineSignals(
         line=snapshot.line,
         shift_count=snapshot.shift_count,
         output_total=snapshot.total,
-        last_unit_at=last_unit,
+        last_unit_at=snapshot.last_unit_at,
         updated_at=snapshot.updated_at,
         offline=snapshot.status == "offline",
         yields=tuple(_station_yields(line, {k: c.total for k, c in totals.items()})),

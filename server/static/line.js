@@ -29,6 +29,42 @@
     announcedName = next ? next.name : "";
   }
 
+  // Active alerts of this line: a strip of rows under the header, the oldest first.
+  const MAX_ALERTS = 3;
+
+  function cell(className, text) {
+    const span = document.createElement("span");
+    span.className = className;
+    span.textContent = text;
+    return span;
+  }
+
+  function alertWho(alert) {
+    if (alert.state === "acknowledged") return `✓ ${alert.acknowledged_by}`;
+    if (alert.state === "notified") return `→ ${alert.notified.join(", ")}`;
+    return "alerting…";
+  }
+
+  function renderAlerts(alerts) {
+    const box = $("alerts");
+    const rows = alerts.slice(0, MAX_ALERTS).map((alert) => {
+      const row = document.createElement("div");
+      row.className = `alert alert-${alert.severity} alert-${alert.state}`;
+      row.dataset.alert = alert.id;
+      row.append(
+        cell("alert-severity", alert.severity),
+        cell("alert-text", alert.message),
+        cell("alert-since", `at ${taktline.time(new Date(alert.raised_at), false)}`),
+        cell("alert-who", alertWho(alert)),
+      );
+      return row;
+    });
+    if (alerts.length > MAX_ALERTS) rows.push(cell("alert-more", `+${alerts.length - MAX_ALERTS} more`));
+    box.replaceChildren(...rows);
+    box.hidden = alerts.length === 0;
+    document.body.classList.toggle("has-alerts", alerts.length > 0);
+  }
+
   function render(state) {
     document.title = `${state.name} · taktline`;
     $("name").textContent = state.name;
@@ -56,6 +92,7 @@
       ? ` at ${taktline.time(new Date(state.next_milestone_eta), false)}`
       : "";
     celebrateCrossing(state);
+    renderAlerts(state.alerts || []);
     $("shift").textContent = inShift ? `${taktline.capitalized(state.shift)} shift` : "No shift";
     $("shift-time").textContent = inShift
       ? `${taktline.time(new Date(state.shift_start), false)}–${taktline.time(new Date(state.shift_end), false)}`

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from server.alerts.channels import Channel, ChannelError, channel_for, scrub, smtp_url
-from server.alerts.settings import SmtpSettings
+from taktline.config.settings import SmtpSettings
 from taktline.model.secrets import SecretRef
 
 

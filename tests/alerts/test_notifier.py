@@ -11,7 +11,7 @@ import pytest
 
 from server.alerts.channels import Channel, channel_for
 from server.alerts.notifier import Delivery, Message, Notifier
-from server.alerts.settings import RetryPolicy, SmtpSettings
+from taktline.config.settings import RetryPolicy, SmtpSettings
 from taktline.model.secrets import SecretRef
 from tests.fixtures.smtp import SmtpServer, run_smtp
 from tests.fixtures.webhook import WebhookReceiver

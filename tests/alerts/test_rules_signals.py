@@ -13,6 +13,7 @@ from server.alerts.signals import (
     StationYield,
     signals_from_board,
 )
+from server.alerts.transitions import AlertKey
 from server.state import LineBoard
 from taktline.config import load_plant
 from taktline.livebus import (
@@ -96,3 +97,44 @@ def test_a_line_that_stops_on_the_board_raises_one_stop_alert() -> None:
             ("Final assembly line 1 stopped: no unit for 5 min (takt 60 s)"),
         )
     ]
+
+
+def test_the_last_unit_time_comes_from_the_board_not_from_the_latest_message() -> None:
+    clock = PinnedClock(WEDNESDAY_10)
+    board = LineBoard(load_plant(EXAMPLE_PLANT), stale_after_s=30, clock=clock)
+    unit_at = clock.now
+    board.handle(counter_topic(FA1), counter_body(16_250_300, 1, unit_at))
+    clock.advance(minutes=2)
+    board.handle(counter_topic(FA1), counter_body(16_250_300, 0, clock.now))  # no new unit
+
+    fa1 = next(line for line in signals_from_board(board, {}).lines if line.line == "fa1")
+
+    assert fa1.last_unit_at == unit_at
+    assert fa1.updated_at == clock.now
+
+
+def test_a_restored_firing_alert_is_not_raised_again_and_resolves_when_the_line_runs() -> None:
+    plant = load_plant(EXAMPLE_PLANT)
+    clock = PinnedClock(WEDNESDAY_10)
+    board = LineBoard(plant, stale_after_s=30, clock=clock)
+    board.handle(counter_topic(FA1), counter_body(16_250_300, 1, clock.now))
+    clock.advance(minutes=10)
+    evaluator = AlertEvaluator(plant)  # a new process: the stop was raised by the last one
+    key = AlertKey("line_stopped", "line/fa1")
+    evaluator.restore([(key, "critical", ("fa1",), WEDNESDAY_10.astimezone(dt.UTC))])
+    seen: list[tuple[str, dt.datetime]] = []
+    total = 16_250_300
+    for minute in range(10):  # stopped for 3 more minutes, then a unit a minute
+        if minute >= 3:
+            total += 1
+            board.handle(counter_topic(FA1), counter_body(total, 1, clock.now))
+        board.handle(
+            edge_status_topic("edge-fa1"), status_body("edge-fa1", "online", ["fa1"], clock.now)
+        )
+        signals = signals_from_board(board, {})
+        seen += [
+            (t.kind, clock.now) for t in evaluator.evaluate(board.now(), signals) if t.key == key
+        ]
+        clock.advance(minutes=1)
+    start = WEDNESDAY_10.astimezone(dt.UTC) + dt.timedelta(minutes=10)
+    assert seen == [("resolved", start + dt.timedelta(minutes=6))]  # 3 takts of running

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
@@ -15,7 +17,9 @@ from taktline.config import ServerConfig
 from taktline.localbroker import free_port
 from taktline.model.connections import HttpListen
 from tests.conftest import REPO
+from tests.fixtures.smtp import run_smtp
 from tests.server.conftest import FA1, FA2, PAINT1, PinnedClock, Publish, publish_counter
+from tests.server.test_alerts import LINK, alert_config, start_running, stop_for
 
 pytestmark = pytest.mark.browser
 
@@ -149,3 +153,43 @@ async def test_a_milestone_crossed_while_watching_is_celebrated(
         await expect(page.locator("#milestone")).to_have_text("31,000,000")
         await page.screenshot(path=shots / "line-milestone-1280x720.png")
         await assert_no_scrollbars(page)
+
+
+async def test_the_line_screen_shows_its_active_alert_and_who_took_it_on(
+    server_config: ServerConfig,
+    clock: PinnedClock,
+    publish: Publish,
+    browser: Browser,
+    shots: Path,
+) -> None:
+    page = await browser.new_page(viewport={"width": 1280, "height": 720})
+    with run_smtp() as smtp:
+        config = alert_config(server_config, smtp)
+        async with (
+            Server(config, clock=clock, evaluate_every_s=0.05) as server,
+            httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+        ):
+            await start_running(server, publish, clock)
+            await page.goto(f"{server.url}/lines/fa1")
+            await expect(page.locator("#name")).to_have_text(
+                "Final assembly line 1", timeout=20_000
+            )
+            await expect(page.locator("#alerts")).to_be_hidden()
+            await stop_for(server, publish, clock, 6)
+            [mail] = await asyncio.to_thread(smtp.wait_for_mails, 1)
+            row = page.locator("#alerts .alert")
+            await expect(row).to_have_count(1, timeout=10_000)
+            await expect(row.locator(".alert-text")).to_have_text(
+                "Final assembly line 1 stopped: no unit for 6 min (takt 60 s)"
+            )
+            await expect(row.locator(".alert-who")).to_have_text("→ Anna Berger")
+            await page.screenshot(path=shots / "line-alert-1280x720.png")
+            await assert_no_scrollbars(page)
+
+            link = LINK.search(mail.text())
+            assert link is not None
+            assert (await http.post(link.group(1))).status_code == 200
+            await expect(row.locator(".alert-who")).to_have_text("✓ Anna Berger")
+            await page.set_viewport_size({"width": 1920, "height": 1080})
+            await page.screenshot(path=shots / "line-alert-acknowledged-1920x1080.png")
+            await assert_no_scrollbars(page)
