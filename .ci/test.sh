@@ -12,6 +12,7 @@ have mosquitto_sub || need+=(mosquitto-clients)
 have influxd || need+=(influxdb)
 have victoria-metrics || need+=(victoria-metrics)
 have chromium || need+=(chromium fonts-dejavu-core)
+have systemd-analyze || need+=(systemd)
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ]; then
     echo "installing Debian packages: ${need[*]}"
