@@ -128,6 +128,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     push.set_defaults(handler=_grafana_push)
 
+    docs = commands.add_parser("docs", help="generated documentation")
+    docs_commands = docs.add_subparsers(required=True, metavar="ACTION")
+    reference = docs_commands.add_parser(
+        "reference", help="write the plant, edge and server file reference (Markdown)"
+    )
+    reference.add_argument(
+        "--out",
+        type=Path,
+        default=Path("docs/plant-reference.md"),
+        help="output file (default docs/plant-reference.md)",
+    )
+    reference.set_defaults(handler=_docs_reference)
+
     schema = commands.add_parser("schema", help="print the JSON Schema of a config file kind")
     schema.add_argument("kind", choices=["plant", "edge", "server"])
     schema.set_defaults(handler=_schema)
@@ -217,6 +230,13 @@ def _grafana_push(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0 if report.ok else 1
+
+
+def _docs_reference(args: argparse.Namespace) -> int:
+    from taktline.docs_reference import write_reference
+
+    print(f"wrote {write_reference(args.out)}")
+    return 0
 
 
 def _schema(args: argparse.Namespace) -> int:
