@@ -33,6 +33,7 @@ from server.crossings import CrossingDetector
 from server.grafana.annotations import AnnotationError, MilestoneAnnotations
 from server.influx_http import InfluxHttpWriter, InfluxWriteError
 from server.milestone_influx import point
+from server.retrying import drain_forever
 from server.store import StateStore, StoreError
 from taktline.config.settings import GrafanaSettings, InfluxV1, InfluxV2
 from taktline.livebus import MilestoneMessage, milestone_topic
@@ -190,49 +191,39 @@ class MilestoneOutputs:
             backoff = min(backoff * 2, self.max_backoff_s)
 
     async def _write_loop(self, influx: InfluxHttpWriter) -> None:
-        backoff = self.min_backoff_s
-        failing = False
-        while True:
-            self._write_due.clear()
-            try:
-                pending = await asyncio.to_thread(self.store.pending_crossings, "written")
-                if pending:
-                    await influx.write(point(crossing) for crossing in pending)
-                    keys = [crossing.key for crossing in pending]
-                    await asyncio.to_thread(self.store.mark_crossings, "written", keys)
-                    self.written += len(pending)
-            except (InfluxWriteError, StoreError) as exc:
-                if not failing:
-                    log.warning("milestones: cannot write crossings to InfluxDB (%s)", exc)
-                    failing = True
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.max_backoff_s)
-                continue
-            if failing:
-                log.info("milestones: writing crossings to InfluxDB again")
-                failing = False
-            backoff = self.min_backoff_s
-            await self._write_due.wait()
+        async def write_pending() -> None:
+            pending = await asyncio.to_thread(self.store.pending_crossings, "written")
+            if pending:
+                await influx.write(point(crossing) for crossing in pending)
+                keys = [crossing.key for crossing in pending]
+                await asyncio.to_thread(self.store.mark_crossings, "written", keys)
+                self.written += len(pending)
+
+        await drain_forever(
+            write_pending,
+            self._write_due,
+            errors=(InfluxWriteError, StoreError),
+            log=log,
+            failing_text="milestones: cannot write crossings to InfluxDB (%s)",
+            recovered_text="milestones: writing crossings to InfluxDB again",
+            min_backoff_s=self.min_backoff_s,
+            max_backoff_s=self.max_backoff_s,
+        )
 
     async def _annotate_loop(self, annotations: MilestoneAnnotations) -> None:
-        backoff = self.min_backoff_s
-        failing = False
-        while True:
-            self._annotate_due.clear()
-            try:
-                for crossing in await asyncio.to_thread(self.store.pending_crossings, "annotated"):
-                    await annotations.annotate(crossing)
-                    await asyncio.to_thread(self.store.mark_crossings, "annotated", [crossing.key])
-                    self.annotated += 1
-            except (AnnotationError, StoreError) as exc:
-                if not failing:
-                    log.warning("milestones: cannot annotate crossings in Grafana (%s)", exc)
-                    failing = True
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.max_backoff_s)
-                continue
-            if failing:
-                log.info("milestones: annotating crossings in Grafana again")
-                failing = False
-            backoff = self.min_backoff_s
-            await self._annotate_due.wait()
+        async def annotate_pending() -> None:
+            for crossing in await asyncio.to_thread(self.store.pending_crossings, "annotated"):
+                await annotations.annotate(crossing)
+                await asyncio.to_thread(self.store.mark_crossings, "annotated", [crossing.key])
+                self.annotated += 1
+
+        await drain_forever(
+            annotate_pending,
+            self._annotate_due,
+            errors=(AnnotationError, StoreError),
+            log=log,
+            failing_text="milestones: cannot annotate crossings in Grafana (%s)",
+            recovered_text="milestones: annotating crossings in Grafana again",
+            min_backoff_s=self.min_backoff_s,
+            max_backoff_s=self.max_backoff_s,
+        )

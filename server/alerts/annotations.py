@@ -11,23 +11,24 @@ resolved: ... · acknowledged by Anna Berger" and the tags
 
 The store is the queue (`AlertStore.unannotated`): a resolved alert waits there until Grafana
 has its annotation, across restarts. As with milestone crossings
-(`server.grafana.annotations`), an alert is looked up by its `alert:<id>` tag within its own
-time range first (so that an annotation of another store's alert with the same id does not
-count), added when missing, looked up again, and duplicates but the lowest id are deleted.
+(`server.grafana.annotations`), exactly one per alert (`server.grafana.exactly_once`): looked
+up by its `alert:<id>` tag within its own time range, so that an annotation of another store's
+alert with the same id does not count.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 from server.alerts.alert_store import AlertStore
 from server.alerts.records import Alert
 from server.alerts.routing import name_of
-from server.grafana.client import GrafanaError, call, close_api, grafana_api
+from server.grafana.client import GrafanaError
+from server.grafana.exactly_once import ExactlyOnce, Wanted
+from server.retrying import drain_forever
 from server.store import StoreError
 from taktline.config.settings import GrafanaSettings
 from taktline.model.plant import Plant
@@ -35,7 +36,6 @@ from taktline.model.plant import Plant
 log = logging.getLogger(__name__)
 
 TAG = "alert"
-FIND_LIMIT = 100
 MIN_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 30.0
 
@@ -44,22 +44,7 @@ class AlertAnnotationError(RuntimeError):
     """Grafana did not take, find or delete an alert's annotation."""
 
 
-@dataclass(frozen=True, slots=True)
-class AlertAnnotation:
-    """What Grafana is sent for one resolved alert."""
-
-    time_ms: int
-    time_end_ms: int
-    tags: tuple[str, ...]
-    text: str
-
-    @property
-    def key_tag(self) -> str:
-        """`alert:<id>`."""
-        return self.tags[-1]
-
-
-def alert_annotation(plant: Plant, alert: Alert) -> AlertAnnotation:
+def alert_annotation(plant: Plant, alert: Alert) -> Wanted:
     """One resolved alert as one region annotation."""
     end = alert.resolved_at if alert.resolved_at is not None else alert.raised_at
     tags = (
@@ -74,9 +59,8 @@ def alert_annotation(plant: Plant, alert: Alert) -> AlertAnnotation:
         text.append(f"resolved: {alert.resolved_message}")
     if alert.acknowledged_by is not None:
         text.append(f"acknowledged by {name_of(plant, alert.acknowledged_by)}")
-    return AlertAnnotation(
-        _ms(alert.raised_at.timestamp()), _ms(end.timestamp()), tags, " · ".join(text)
-    )
+    start_ms, end_ms = _ms(alert.raised_at.timestamp()), _ms(end.timestamp())
+    return Wanted(start_ms, end_ms, tags, " · ".join(text), (TAG, tags[-1]))
 
 
 class AlertAnnotations:
@@ -85,10 +69,10 @@ class AlertAnnotations:
     def __init__(self, settings: GrafanaSettings, plant: Plant):
         self.settings = settings
         self.plant = plant
-        self._api: Any = None
-        """grafana-client's AsyncGrafanaApi (untyped), built at the first call."""
+        self._grafana = ExactlyOnce(settings)
 
     async def __aenter__(self) -> Self:
+        await self._grafana.__aenter__()
         return self
 
     async def __aexit__(
@@ -97,64 +81,17 @@ class AlertAnnotations:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self._api is not None:
-            await close_api(self._api)
-            self._api = None
+        await self._grafana.__aexit__(exc_type, exc, traceback)
 
     async def annotate(self, alert: Alert) -> int:
         """Make sure the alert has exactly one annotation; returns its id. Raises
         AlertAnnotationError."""
-        wanted = alert_annotation(self.plant, alert)
         try:
-            found = await self._find(wanted)
-            if not found:
-                await call(
-                    "add",
-                    self._annotations().add_annotation(
-                        time_from=wanted.time_ms,
-                        time_to=wanted.time_end_ms,
-                        tags=list(wanted.tags),
-                        text=wanted.text,
-                    ),
-                )
-                found = await self._find(wanted)
-                if not found:
-                    raise GrafanaError("added, then not found")
-            keep, *duplicates = sorted(found)
-            for duplicate in duplicates:
-                await self._delete(duplicate)
+            return await self._grafana.ensure(alert_annotation(self.plant, alert))
         except GrafanaError as exc:
             raise AlertAnnotationError(
                 f"Grafana {self.settings.url}, annotation of alert {alert.id}: {exc}"
             ) from None
-        return keep
-
-    async def _find(self, wanted: AlertAnnotation) -> list[int]:
-        request = self._annotations().find_annotations(
-            time_from=wanted.time_ms,
-            time_to=wanted.time_end_ms,
-            tags=[TAG, wanted.key_tag],
-            limit=FIND_LIMIT,
-        )
-        answer = await call("find", request)
-        if not isinstance(answer, list) or not all(_has_id(item) for item in answer):
-            raise GrafanaError("find: Grafana answered something other than a list of annotations")
-        return [item["id"] for item in answer]
-
-    async def _delete(self, annotation_id: int) -> None:
-        try:
-            await call(
-                f"delete {annotation_id}",
-                self._annotations().delete_annotations_by_id(annotations_id=annotation_id),
-            )
-        except GrafanaError as exc:
-            if exc.status != 404:
-                raise
-
-    def _annotations(self) -> Any:
-        if self._api is None:
-            self._api = grafana_api(self.settings)
-        return self._api.annotations
 
 
 class AlertAnnotator:
@@ -184,34 +121,26 @@ class AlertAnnotator:
 
     async def run(self) -> None:
         """Annotate what is pending, then wait to be woken; until cancelled."""
-        backoff = self.min_backoff_s
-        failing = False
         async with AlertAnnotations(self.settings, self.plant) as grafana:
-            while True:
-                self._due.clear()
-                try:
-                    while pending := await asyncio.to_thread(self.store.unannotated):
-                        for alert in pending:
-                            await grafana.annotate(alert)
-                            await asyncio.to_thread(self.store.mark_annotated, alert.id)
-                            self.annotated += 1
-                except (AlertAnnotationError, StoreError) as exc:
-                    if not failing:
-                        log.warning("alerts: cannot annotate alerts in Grafana (%s)", exc)
-                        failing = True
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, self.max_backoff_s)
-                    continue
-                if failing:
-                    log.info("alerts: annotating alerts in Grafana again")
-                    failing = False
-                backoff = self.min_backoff_s
-                await self._due.wait()
+
+            async def annotate_pending() -> None:
+                while pending := await asyncio.to_thread(self.store.unannotated):
+                    for alert in pending:
+                        await grafana.annotate(alert)
+                        await asyncio.to_thread(self.store.mark_annotated, alert.id)
+                        self.annotated += 1
+
+            await drain_forever(
+                annotate_pending,
+                self._due,
+                errors=(AlertAnnotationError, StoreError),
+                log=log,
+                failing_text="alerts: cannot annotate alerts in Grafana (%s)",
+                recovered_text="alerts: annotating alerts in Grafana again",
+                min_backoff_s=self.min_backoff_s,
+                max_backoff_s=self.max_backoff_s,
+            )
 
 
 def _ms(seconds: float) -> int:
     return round(seconds * 1000)
-
-
-def _has_id(item: object) -> bool:
-    return isinstance(item, dict) and type(item.get("id")) is int

@@ -15,6 +15,7 @@ from server.alerts.alert_store import AlertStore
 from server.alerts.annotations import AlertAnnotations, AlertAnnotator, alert_annotation
 from server.alerts.records import Alert
 from server.alerts.transitions import AlertKey
+from server.grafana.client import close_api, grafana_api
 from server.store import StateStore
 from taktline.config.settings import GrafanaSettings
 from taktline.model import SecretRef
@@ -81,16 +82,18 @@ async def test_annotating_twice_or_after_a_race_leaves_exactly_one(
     grafana: GrafanaContractServer, tmp_path: Path
 ) -> None:
     plant = roster_plant()
+    replica = grafana_api(settings(tmp_path, grafana))
     async with AlertAnnotations(settings(tmp_path, grafana), plant) as annotations:
         first = await annotations.annotate(resolved())
         again = await annotations.annotate(resolved())
         # another replica added its own copy meanwhile
-        await annotations._annotations().add_annotation(
+        await replica.annotations.add_annotation(
             time_from=ms(berlin(10)),
             time_to=ms(berlin(10, 30)),
             tags=["alert", "alert:7"],
             text="x",
         )
+        await close_api(replica)
         after_race = await annotations.annotate(resolved())
     assert first == again == after_race
     [kept] = grafana.state.annotations.values()
