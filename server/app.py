@@ -31,7 +31,7 @@ from server.edge_health_influx import EdgeHealthInflux
 from server.events import EventHub
 from server.flusher import Persister
 from server.livebus import LiveBusListener
-from server.metrics import OutputsCollector
+from server.metrics import AlertsCollector, OutputsCollector
 from server.milestone_outputs import MilestoneOutputs
 from server.state import Clock, LineBoard, utc_now
 from server.store import StateStore, StoreError
@@ -100,6 +100,7 @@ class Server:
         self.config = config
         self.evaluate_every_s = evaluate_every_s
         self.evaluations = 0
+        self.evaluation_errors = 0
         """Evaluations of the alert rules done (each followed by the escalation tick)."""
         delivery = settings.alerts.delivery
         try:
@@ -172,7 +173,7 @@ class Server:
             self.hub,
             self.persister,
             guard,
-            collectors=[outputs],
+            collectors=[outputs, AlertsCollector(self.alerts, self._evaluation_counts)],
             routers=routers,
         )
         self._uvicorn = uvicorn.Server(
@@ -201,16 +202,30 @@ class Server:
         """Open alerts changed: the screens of their lines show it."""
         self.hub.publish(self.board.set_alerts(self.alerts.line_alerts()) | lines)
 
+    def _evaluation_counts(self) -> tuple[int, int]:
+        return self.evaluations, self.evaluation_errors
+
     async def _evaluate(self) -> None:
         """Every `evaluate_every_s`: the rules over the board, edge health and new crossings;
         their transitions to the alert engine; then escalations and reminders that are due."""
+        failing = False
         while True:
             await asyncio.sleep(self.evaluate_every_s)
             crossings = list(self._crossings)
             self._crossings.clear()
-            signals = signals_from_board(self.board, self.edge_health.latest, crossings)
-            await self.alerts.handle(self.evaluator.evaluate(self.board.now(), signals))
-            await self.alerts.tick()
+            try:
+                signals = signals_from_board(self.board, self.edge_health.latest, crossings)
+                await self.alerts.handle(self.evaluator.evaluate(self.board.now(), signals))
+                await self.alerts.tick()
+            except Exception:  # a rule's bug must not take the screens down: logged, counted
+                self.evaluation_errors += 1
+                if not failing:
+                    log.exception("alerts: evaluating the rules failed; retrying every period")
+                    failing = True
+                continue
+            if failing:
+                log.info("alerts: evaluating the rules works again")
+                failing = False
             self.evaluations += 1
 
     async def __aenter__(self) -> Server:

@@ -5,7 +5,9 @@ Metrics are read from the live objects at scrape time, so there is one source of
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import collections
+import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, get_args
 
 from fastapi import APIRouter, Response
@@ -13,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from server.alerts.lifecycle import AlertEngine, RuleSeverity
 from server.edge_health import EdgeHealthBook
 from server.edge_health_influx import EdgeHealthInflux
 from server.events import EventHub
@@ -143,6 +146,82 @@ class OutputsCollector(Collector):
                 "Edge health samples dropped (queue full, or a failed write).",
                 value=self._writer.dropped,
             )
+
+
+class AlertsCollector(Collector):
+    """The alert engine's figures: open alerts, alerts raised, resolved and acknowledged, the
+    messages per channel scheme (never the channel's URL: it may hold a secret), and the
+    evaluations done and failed (`evaluations()`: done, failed)."""
+
+    def __init__(self, engine: AlertEngine, evaluations: Callable[[], tuple[int, int]]):
+        self._engine = engine
+        self._evaluations = evaluations
+
+    def collect(self) -> Iterator[Metric]:
+        """One sample set per scrape."""
+        prefix = "taktline_server_alerts"
+        engine = self._engine
+        labels = ["rule", "severity"]
+        open_now: collections.Counter[RuleSeverity] = collections.Counter(
+            (a.key.rule, a.severity) for a in engine.open_alerts()
+        )
+        counted = (engine.raised, engine.resolved, engine.acknowledged)
+        seen = sorted({*open_now}.union(*counted))  # series go to 0 rather than vanish
+        gauge = GaugeMetricFamily(
+            f"{prefix}_open", "Open alerts (firing, notified, acknowledged).", labels=labels
+        )
+        for key in seen:
+            gauge.add_metric(list(key), open_now[key])
+        yield gauge
+        for name, counts, text in (
+            ("raised", engine.raised, "Alerts raised."),
+            ("resolved", engine.resolved, "Alerts resolved."),
+            ("acknowledged", engine.acknowledged, "Alerts acknowledged (link or API)."),
+        ):
+            counter = CounterMetricFamily(f"{prefix}_{name}", text, labels=labels)
+            for key in seen:
+                counter.add_metric(list(key), counts[key])
+            yield counter
+        yield from self._channel_metrics()
+        done, failed = self._evaluations()
+        yield CounterMetricFamily(f"{prefix}_evaluations", "Evaluations of the alert rules.", done)
+        yield CounterMetricFamily(
+            f"{prefix}_evaluation_errors",
+            "Evaluations of the alert rules that raised an error (logged; retried next period).",
+            value=failed,
+        )
+        yield CounterMetricFamily(
+            f"{prefix}_store_failures",
+            "Writes of alert state to the state store that failed (kept in memory, retried).",
+            value=engine.store_failures,
+        )
+
+    def _channel_metrics(self) -> Iterator[Metric]:
+        sent: collections.Counter[tuple[str, str]] = collections.Counter()
+        failing: collections.Counter[str] = collections.Counter()
+        for channel, stats in self._engine.notifier.stats().items():
+            scheme = urllib.parse.urlsplit(channel.redacted).scheme
+            sent[(scheme, "delivered")] += stats.delivered
+            sent[(scheme, "failed")] += stats.failed
+            sent[(scheme, "dropped")] += stats.dropped
+            failing[scheme] += stats.failing
+        messages = CounterMetricFamily(
+            "taktline_server_alert_messages",
+            "Alert messages by channel scheme and result: delivered, failed (after the retries),"
+            " dropped (queue full).",
+            labels=["scheme", "result"],
+        )
+        for key, count in sorted(sent.items()):
+            messages.add_metric(list(key), count)
+        yield messages
+        channels = GaugeMetricFamily(
+            "taktline_server_alert_channels_failing",
+            "Channels whose last attempt failed, by scheme.",
+            labels=["scheme"],
+        )
+        for scheme, count in sorted(failing.items()):
+            channels.add_metric([scheme], count)
+        yield channels
 
 
 def router(

@@ -22,6 +22,10 @@ reminders and a resolved notice; milestone notices on the side.
 - A `notice` (a milestone) goes once to the lead on duty of its line: no escalation, nothing
   to acknowledge or resolve.
 
+Counted since the engine started (for `GET /metrics`): alerts `raised`, `resolved` and
+`acknowledged` per (rule, severity), and `store_failures` (writes of alert state that failed);
+the notifier counts the messages per channel.
+
 State lives in memory and is written through to the state store after each change
 (`server.alerts.alert_store`); a failed write is logged once and retried with the next change or
 tick. A restart restores open alerts with their plans, the steps already alerted, the reminder
@@ -65,6 +69,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
 LinesChanged = Callable[[set[str]], None]
+RuleSeverity = tuple[str, Severity]
 
 
 class AlertError(Exception):
@@ -140,6 +145,10 @@ class AlertEngine:
         self._last_id = 0
         self._store_failing = False
         self._warned: set[str] = set()
+        self.raised: collections.Counter[RuleSeverity] = collections.Counter()
+        self.resolved: collections.Counter[RuleSeverity] = collections.Counter()
+        self.acknowledged: collections.Counter[RuleSeverity] = collections.Counter()
+        self.store_failures = 0
 
     async def __aenter__(self) -> AlertEngine:
         await self.restore()
@@ -266,8 +275,10 @@ class AlertEngine:
                 for name in ("state", "acknowledged_at", "acknowledged_by", "acknowledged_via"):
                     setattr(alert, name, getattr(before, name))
                 alert.next_repeat_at = before.next_repeat_at
+                self.store_failures += 1
                 raise
             self._unsaved.clear()
+            self.acknowledged[(alert.key.rule, alert.severity)] += 1
         log.info("alert %d (%s) acknowledged by %s (%s)", alert.id, alert.key, by, via)
         self._changed(set(alert.lines))
         return Acknowledged(alert, audit_id)
@@ -297,6 +308,7 @@ class AlertEngine:
         )
         self._open[alert.id] = alert
         self._by_key[alert.key] = alert
+        self.raised[(alert.key.rule, alert.severity)] += 1
         log.info("alert %d raised: %s (%s)", alert.id, alert.message, alert.key)
         if not alert.chain and self.plant.rosters is not None:
             log.warning(
@@ -325,6 +337,7 @@ class AlertEngine:
         }
         self._send(alert, list(reached.values()), "resolved", now)
         self._unsaved[alert.id] = alert
+        self.resolved[(alert.key.rule, alert.severity)] += 1
         log.info("alert %d resolved: %s", alert.id, transition.message)
         return alert
 
@@ -479,6 +492,7 @@ class AlertEngine:
             self._store_failing = False
 
     def _store_failed(self, exc: StoreError) -> None:
+        self.store_failures += 1
         if not self._store_failing:
             log.error("alerts: %s; alert state is kept in memory and written again", exc)
             self._store_failing = True

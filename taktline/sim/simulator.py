@@ -27,7 +27,8 @@ class PlantSimulator:
     Use it as `async with PlantSimulator(plant) as sim:`. Units arrive on each line as a Poisson
     process at `rate_per_min` (default: the line's target rate). With `reset_every_s`, each
     station resets at exponential intervals of that mean, when the reset can be seen as a drop.
-    While paused, neither units nor random resets happen.
+    While paused, neither units nor random resets happen. `stop_line` stops one line's units
+    (a line stop) until `resume_line`; the other lines and the resets go on.
     """
 
     def __init__(
@@ -54,6 +55,9 @@ class PlantSimulator:
         self._running = asyncio.Event()
         if not paused:
             self._running.set()
+        self._lines_running = {line_id: asyncio.Event() for line_id in self._rates}
+        for line_running in self._lines_running.values():
+            line_running.set()
         self._lock = asyncio.Lock()
         self.endpoints = [
             OpcUaEndpoint(source, self._node_feeds(source))
@@ -147,11 +151,13 @@ class PlantSimulator:
         self._started.clear()
 
     async def _produce(self, line_id: str, rate_per_s: float) -> None:
+        line_running = self._lines_running[line_id]
         while True:
             await self._running.wait()
+            await line_running.wait()
             await asyncio.sleep(self._production.random_delay(rate_per_s))
             async with self._lock:
-                if self._running.is_set():
+                if self._running.is_set() and line_running.is_set():
                     await self._write(self._production.produce(line_id))
 
     async def _reset_randomly(self, station: StationKey, mean_s: float) -> None:
@@ -182,6 +188,15 @@ class PlantSimulator:
     def paused(self) -> bool:
         """Whether production is paused."""
         return not self._running.is_set()
+
+    def stop_line(self, line_id: str) -> None:
+        """Stop one line: it makes no unit until `resume_line` (KeyError for an unknown line).
+        Its registers keep their values; the other lines go on."""
+        self._lines_running[line_id].clear()
+
+    def resume_line(self, line_id: str) -> None:
+        """Let a stopped line produce again (KeyError for an unknown line)."""
+        self._lines_running[line_id].set()
 
     def ground_truth(self) -> dict[CounterPath, int]:
         """Units really counted per counter since start, whatever resets and rollovers did."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -377,3 +378,78 @@ async def test_a_restarted_server_keeps_the_alert_open_and_escalates_on_schedule
 
     assert escalated[1].rcpt_tos == [email("fatma")]
     assert (tmp_path / "server-state" / "server.sqlite").exists()
+
+
+async def test_metrics_count_the_alert_and_its_messages_by_scheme_only(
+    server_config: ServerConfig,
+    clock: PinnedClock,
+    publish: Publish,
+    smtp: SmtpServer,
+    hook: WebhookReceiver,
+) -> None:
+    channels = {"anna": [email("anna"), json_hook(hook, "anna-s3cret-path")]}
+    config = alert_config(server_config, smtp, channels)
+    async with (
+        Server(config, clock=clock, evaluate_every_s=0.05) as server,
+        httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+    ):
+        before = (await http.get("/metrics")).text
+        await start_running(server, publish, clock)
+        await stop_for(server, publish, clock, 6)
+        [mail] = await mails(smtp, 1)
+        await asyncio.to_thread(hook.wait_for_requests, 1)
+        await server.alerts.settle()
+        link = LINK.search(mail.text())
+        assert link is not None
+        assert (await http.post(link.group(1))).status_code == 200
+        after = (await http.get("/metrics")).text
+
+    assert "taktline_server_alerts_raised_total{" not in before
+    assert "taktline_server_alert_messages_total{" not in before
+    key = 'rule="line_stopped",severity="critical"'
+    for line in (
+        f"taktline_server_alerts_open{{{key}}} 1.0",
+        f"taktline_server_alerts_raised_total{{{key}}} 1.0",
+        f"taktline_server_alerts_acknowledged_total{{{key}}} 1.0",
+        f"taktline_server_alerts_resolved_total{{{key}}} 0.0",
+        'taktline_server_alert_messages_total{result="delivered",scheme="mailto"} 1.0',
+        'taktline_server_alert_messages_total{result="failed",scheme="mailto"} 0.0',
+        'taktline_server_alert_messages_total{result="delivered",scheme="json"} 1.0',
+        'taktline_server_alert_channels_failing{scheme="json"} 0.0',
+        "taktline_server_alerts_store_failures_total 0.0",
+    ):
+        assert line in after.splitlines(), line
+    evaluations = re.search(r"^taktline_server_alerts_evaluations_total (\S+)$", after, re.M)
+    assert evaluations is not None and float(evaluations.group(1)) >= 3
+    assert "s3cret" not in after and "plant.example" not in after and str(smtp.port) not in after
+
+
+async def test_a_rule_that_raises_is_logged_once_counted_and_the_server_goes_on(
+    server_config: ServerConfig,
+    clock: PinnedClock,
+    smtp: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="server.app")
+    config = alert_config(server_config, smtp, {"anna": [email("anna")]})
+    async with Server(config, clock=clock, evaluate_every_s=0.05) as server:
+        evaluate = server.evaluator.evaluate
+        broken = {"left": 3}
+
+        def flaky(*args: Any, **kwargs: Any) -> Any:
+            if broken["left"]:
+                broken["left"] -= 1
+                raise ZeroDivisionError("a bug in a rule")
+            return evaluate(*args, **kwargs)
+
+        monkeypatch.setattr(server.evaluator, "evaluate", flaky)
+        await evaluated(server, 2, settle=False)  # it went on after the three failures
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+            metrics = (await http.get("/metrics")).text
+            assert (await http.get("/api/lines")).status_code == 200
+    assert server.evaluation_errors == 3
+    assert "taktline_server_alerts_evaluation_errors_total 3.0" in metrics.splitlines()
+    failures = [r for r in caplog.records if "evaluating the rules failed" in r.getMessage()]
+    assert len(failures) == 1 and failures[0].exc_info is not None
+    assert any("evaluating the rules works again" in r.getMessage() for r in caplog.records)

@@ -199,6 +199,32 @@ async def test_random_resets_happen_and_stop_while_paused(
             assert line_truth["tested"] > 0
 
 
+async def test_a_stopped_line_makes_nothing_while_the_others_go_on(
+    mosquitto: MosquittoService, example_plant: Plant
+) -> None:
+    async with running_simulator(
+        only_sources(example_plant, PAINT_MQTT), mosquitto.port, rate_per_min=600, seed=6
+    ) as (_plant, sim):
+        sim.stop_line("fa1")
+        stopped = sim.ground_truth()[FA1_TESTED]
+        start = sim.ground_truth()[FA2_TESTED]
+
+        async def fa2_made_30() -> bool:  # 3 s at 10 units/s: fa1 would have made some
+            return sim.ground_truth()[FA2_TESTED] >= start + 30
+
+        await eventually(fa2_made_30, "fa2 goes on while fa1 is stopped")
+        assert sim.ground_truth()[FA1_TESTED] == stopped
+        assert not sim.paused
+        sim.resume_line("fa1")
+
+        async def fa1_counts_again() -> bool:
+            return sim.ground_truth()[FA1_TESTED] > stopped
+
+        await eventually(fa1_counts_again, "fa1 counts again after resume_line")
+        with pytest.raises(KeyError):
+            sim.stop_line("no-such-line")
+
+
 def unpacked(message: aiomqtt.Message) -> tuple[int, dt.datetime]:
     assert isinstance(message.payload, bytes)
     body = json.loads(message.payload)
