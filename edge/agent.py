@@ -149,7 +149,8 @@ class EdgeAgent:
             SinkStatus(
                 sink.health,
                 outbox.depth(sink.name) if outbox else 0,
-                (now - sink.health.oldest_pending_ns) / 1e9
+                # wall-clock ages: a clock stepped back would make them negative
+                max(0.0, (now - sink.health.oldest_pending_ns) / 1e9)
                 if sink.health.oldest_pending_ns is not None
                 else None,
             )

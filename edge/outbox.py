@@ -134,6 +134,10 @@ class OutboxFullError(RuntimeError):
     """The outbox holds `max_records` undelivered rows; the batch was not stored."""
 
 
+class OutboxDiskFullError(OutboxFullError):
+    """The outbox's disk is full: the transaction was not stored (intake waits and retries)."""
+
+
 class OutboxVersionError(RuntimeError):
     """The outbox file was written by a newer edge (its layout version is unknown here)."""
 
@@ -329,8 +333,10 @@ class Outbox:
                 log.info("outbox: %s migrated to layout %d", self.path, SCHEMA_VERSION)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
+        except BaseException as exc:
+            _rollback(db)
+            if _disk_full(exc):
+                raise OutboxDiskFullError(f"the outbox's disk is full: {exc}") from exc
             raise
 
     def _close(self) -> None:
@@ -362,8 +368,10 @@ class Outbox:
             db.executemany(_UPSERT_STATE, states.items())
             last = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'updates'").fetchone()
             db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
+        except BaseException as exc:
+            _rollback(db)
+            if _disk_full(exc):
+                raise OutboxDiskFullError(f"the outbox's disk is full: {exc}") from exc
             raise
         if last is not None:
             self._last_seq = int(last[0])
@@ -393,8 +401,10 @@ class Outbox:
             db.execute("UPDATE cursors SET seq = ? WHERE sink = ?", (seq, sink))
             db.execute("DELETE FROM updates WHERE seq <= ?", (passed - self.retain_delivered,))
             db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
+        except BaseException as exc:
+            _rollback(db)
+            if _disk_full(exc):
+                raise OutboxDiskFullError(f"the outbox's disk is full: {exc}") from exc
             raise
         self._cursors = cursors
 
@@ -420,8 +430,10 @@ class Outbox:
                 "INSERT INTO gaps VALUES (?, ?, ?, ?)", (oldest + 1, last, dropped, now_ns())
             )
             db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
+        except BaseException as exc:
+            _rollback(db)
+            if _disk_full(exc):
+                raise OutboxDiskFullError(f"the outbox's disk is full: {exc}") from exc
             raise
         self._cursors = {sink: max(seq, last) for sink, seq in self._cursors.items()}
         self.dropped += dropped
@@ -483,3 +495,17 @@ def _execute_script(db: sqlite3.Connection, script: str) -> None:
     for statement in script.split(";"):
         if statement.strip():
             db.execute(statement)
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    """Roll back the open transaction; SQLite has already done so after some errors (a full
+    disk), and a second ROLLBACK would hide the first error."""
+    if db.in_transaction:
+        db.execute("ROLLBACK")
+
+
+def _disk_full(exc: BaseException) -> bool:
+    return (
+        isinstance(exc, sqlite3.OperationalError)
+        and exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_FULL
+    )

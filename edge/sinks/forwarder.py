@@ -19,7 +19,7 @@ import random
 import time
 from dataclasses import dataclass
 
-from edge.outbox import Outbox, StoredUpdate
+from edge.outbox import Outbox, OutboxDiskFullError, StoredUpdate
 from edge.sinks.base import Sink
 from edge.sinks.errors import BatchRejectedError, SinkUnavailableError
 
@@ -98,11 +98,26 @@ async def _step(
             )
         await asyncio.sleep(max(jittered(delay), exc.retry_after_s or 0.0))
         return backoff.next(delay), True
+    except OutboxDiskFullError as exc:  # parking a rejected update
+        return await _pause_for_disk(sink, exc, backoff, delay, failing)
+    try:
+        await outbox.advance(sink.name, batch[-1].seq)
+    except OutboxDiskFullError as exc:  # delivered, not recorded: sent again (idempotent)
+        return await _pause_for_disk(sink, exc, backoff, delay, failing)
     health.delivered += len(batch) - parked
-    await outbox.advance(sink.name, batch[-1].seq)
     if failing:
         log.info("%s: delivering again (%d updates pending)", sink.name, outbox.depth(sink.name))
     return backoff.initial_s, False
+
+
+async def _pause_for_disk(
+    sink: Sink, exc: OutboxDiskFullError, backoff: Backoff, delay: float, failing: bool
+) -> tuple[float, bool]:
+    """The outbox could not record the sink's progress: wait, then the batch is read again."""
+    if not failing:
+        log.warning("%s: %s; the batch is sent again after a pause", sink.name, exc)
+    await asyncio.sleep(jittered(delay))
+    return backoff.next(delay), True
 
 
 async def _deliver(sink: Sink, outbox: Outbox, batch: list[StoredUpdate]) -> int:
@@ -139,9 +154,12 @@ async def _deliver(sink: Sink, outbox: Outbox, batch: list[StoredUpdate]) -> int
 
 async def _wait_to_fill(sink: Sink, oldest_ns: int) -> bool:
     """Sleep until a short batch's oldest update is `flush_interval_s` old; False when it is
-    already (or the sink sends at once)."""
-    wait_s = sink.flush_interval_s - (time.time_ns() - oldest_ns) / 1e9
-    if wait_s <= 0:
+    already (or the sink sends at once). The stored time is wall-clock time: an update stored
+    "in the future" (the clock was stepped back since) is sent at once rather than held for the
+    size of the step."""
+    age_s = (time.time_ns() - oldest_ns) / 1e9
+    wait_s = sink.flush_interval_s - age_s
+    if wait_s <= 0 or age_s < 0:
         return False
     await asyncio.sleep(wait_s)
     return True
