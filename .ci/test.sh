@@ -12,6 +12,7 @@ have mosquitto_sub || need+=(mosquitto-clients)
 have influxd || need+=(influxdb)
 have victoria-metrics || need+=(victoria-metrics)
 have chromium || need+=(chromium fonts-dejavu-core)
+have npm || need+=(nodejs npm)
 have systemd-analyze || need+=(systemd)
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ]; then
@@ -25,6 +26,10 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+# Node-RED, the peer of bench/peer_nodered.py (its tests need it); again when the lock changed
+if have npm && ! [ bench/peers/node_modules/.package-lock.json -nt bench/peers/package-lock.json ]; then
+  npm ci --prefix bench/peers --no-audit --no-fund --loglevel=error
+fi
 
 echo "== ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "== mypy"; .venv/bin/mypy

@@ -10,7 +10,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import influx_sink, mqtt_intake, opcua_intake, report, screen_latency
+from bench import (
+    influx_sink,
+    mqtt_intake,
+    opcua_intake,
+    peer_nodered,
+    plots,
+    report,
+    screen_latency,
+)
 from bench.results_model import Benchmark, BenchResult, Options
 
 BENCHMARKS: dict[str, Benchmark] = {
@@ -18,6 +26,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     mqtt_intake.NAME: mqtt_intake.run,
     influx_sink.NAME: influx_sink.run,
     screen_latency.NAME: screen_latency.run,
+    peer_nodered.NAME: peer_nodered.run,
 }
 """Every benchmark by name, in the order `python -m bench` runs them."""
 
@@ -54,7 +63,8 @@ def parser() -> argparse.ArgumentParser:
     """The command line of `python -m bench`."""
     p = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Run taktline's benchmarks; write bench/results/latest.json and latest.md.",
+        description="Run taktline's benchmarks; write bench/results/latest.json, latest.md and"
+        " a PNG plot per benchmark.",
     )
     p.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(BENCHMARKS)}")
     p.add_argument("--quick", action="store_true", help="small sizes and short windows")
@@ -62,6 +72,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=float, default=None, help="measuring window in seconds")
     p.add_argument(
         "--out", type=Path, default=RESULTS_DIR, help=f"results folder (default {RESULTS_DIR})"
+    )
+    p.add_argument(
+        "--plots-only",
+        action="store_true",
+        help="run nothing: redraw NAME.png from the NAME.json files in the results folder",
     )
     return p
 
@@ -73,12 +88,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [name for name in args.names if name not in BENCHMARKS]
     if unknown:
         p.error(f"unknown benchmark {', '.join(unknown)} (have: {', '.join(BENCHMARKS)})")
+    if args.plots_only:
+        return redraw(p, args.out, args.names)
     names = args.names or list(BENCHMARKS)
+    if peer_nodered.NAME in names:
+        try:
+            peer_nodered.node_red_argv()
+        except peer_nodered.NodeRedMissingError as exc:
+            p.error(str(exc))
     options = Options(quick=args.quick, sizes=args.sizes, window_s=args.window)
     started = dt.datetime.now(dt.UTC)
     results = asyncio.run(run_all(names, options))
     document = report.results_json(results, options, started)
     written = report.write(args.out, document, results)
-    progress(f"wrote {written} and {written.with_suffix('.md').name}")
+    drawn = plots.write(args.out, document)
+    progress(f"wrote {written}, {written.with_suffix('.md').name}, {_names(drawn)}")
     print(json.dumps(document["benchmarks"], indent=2))
     return 0
+
+
+def redraw(p: argparse.ArgumentParser, out: Path, names: Sequence[str]) -> int:
+    """Draw NAME.png from each NAME.json in `out` (all there are when no names are given)."""
+    names = names or [name for name in BENCHMARKS if (out / f"{name}.json").exists()]
+    missing = [name for name in names if not (out / f"{name}.json").exists()]
+    if missing or not names:
+        p.error(f"no results to plot in {out} for {', '.join(missing) or 'any benchmark'}")
+    drawn = []
+    for name in names:
+        document = json.loads((out / f"{name}.json").read_text(encoding="utf-8"))
+        drawn += plots.write(out, document)
+    progress(f"wrote {_names(drawn)} in {out}")
+    return 0
+
+
+def _names(paths: Sequence[Path]) -> str:
+    return ", ".join(path.name for path in paths) or "no plots"
