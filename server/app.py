@@ -100,8 +100,9 @@ class Server:
         self.config = config
         self.evaluate_every_s = evaluate_every_s
         self.evaluations = 0
-        self.evaluation_errors = 0
         """Evaluations of the alert rules done (each followed by the escalation tick)."""
+        self.evaluation_errors = 0
+        """Evaluations that raised (logged once per outage; the next period tries again)."""
         delivery = settings.alerts.delivery
         try:
             guard = BearerGuard(read_token(settings.api_token))
