@@ -30,7 +30,9 @@ import logging
 import aiomqtt
 
 from server.crossings import CrossingDetector
-from server.grafana.annotations import AnnotationError, MilestoneAnnotations
+from server.grafana.annotations import PlantNames, annotation
+from server.grafana.client import GrafanaError
+from server.grafana.exactly_once import ExactlyOnce
 from server.influx_http import InfluxHttpWriter, InfluxWriteError
 from server.milestone_influx import point
 from server.retrying import drain_forever
@@ -104,10 +106,8 @@ class MilestoneOutputs:
                 influx = await stack.enter_async_context(InfluxHttpWriter(self.influxdb))
                 loops.append(self._write_loop(influx))
             if self.grafana is not None and self.plant is not None:
-                annotations = await stack.enter_async_context(
-                    MilestoneAnnotations(self.grafana, self.plant)
-                )
-                loops.append(self._annotate_loop(annotations))
+                grafana = await stack.enter_async_context(ExactlyOnce(self.grafana))
+                loops.append(self._annotate_loop(grafana, PlantNames.of(self.plant)))
             await asyncio.gather(*loops)
 
     async def flush(self) -> None:
@@ -210,17 +210,17 @@ class MilestoneOutputs:
             max_backoff_s=self.max_backoff_s,
         )
 
-    async def _annotate_loop(self, annotations: MilestoneAnnotations) -> None:
+    async def _annotate_loop(self, grafana: ExactlyOnce, names: PlantNames) -> None:
         async def annotate_pending() -> None:
             for crossing in await asyncio.to_thread(self.store.pending_crossings, "annotated"):
-                await annotations.annotate(crossing)
+                await grafana.ensure(annotation(crossing, names))
                 await asyncio.to_thread(self.store.mark_crossings, "annotated", [crossing.key])
                 self.annotated += 1
 
         await drain_forever(
             annotate_pending,
             self._annotate_due,
-            errors=(AnnotationError, StoreError),
+            errors=(GrafanaError, StoreError),
             log=log,
             failing_text="milestones: cannot annotate crossings in Grafana (%s)",
             recovered_text="milestones: annotating crossings in Grafana again",

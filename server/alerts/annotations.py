@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from types import TracebackType
-from typing import Self
 
 from server.alerts.alert_store import AlertStore
 from server.alerts.records import Alert
@@ -38,10 +36,6 @@ log = logging.getLogger(__name__)
 TAG = "alert"
 MIN_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 30.0
-
-
-class AlertAnnotationError(RuntimeError):
-    """Grafana did not take, find or delete an alert's annotation."""
 
 
 def alert_annotation(plant: Plant, alert: Alert) -> Wanted:
@@ -61,37 +55,6 @@ def alert_annotation(plant: Plant, alert: Alert) -> Wanted:
         text.append(f"acknowledged by {name_of(plant, alert.acknowledged_by)}")
     start_ms, end_ms = _ms(alert.raised_at.timestamp()), _ms(end.timestamp())
     return Wanted(start_ms, end_ms, tags, " · ".join(text), (TAG, tags[-1]))
-
-
-class AlertAnnotations:
-    """`async with AlertAnnotations(settings, plant) as grafana: await grafana.annotate(a)`."""
-
-    def __init__(self, settings: GrafanaSettings, plant: Plant):
-        self.settings = settings
-        self.plant = plant
-        self._grafana = ExactlyOnce(settings)
-
-    async def __aenter__(self) -> Self:
-        await self._grafana.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self._grafana.__aexit__(exc_type, exc, traceback)
-
-    async def annotate(self, alert: Alert) -> int:
-        """Make sure the alert has exactly one annotation; returns its id. Raises
-        AlertAnnotationError."""
-        try:
-            return await self._grafana.ensure(alert_annotation(self.plant, alert))
-        except GrafanaError as exc:
-            raise AlertAnnotationError(
-                f"Grafana {self.settings.url}, annotation of alert {alert.id}: {exc}"
-            ) from None
 
 
 class AlertAnnotator:
@@ -121,19 +84,19 @@ class AlertAnnotator:
 
     async def run(self) -> None:
         """Annotate what is pending, then wait to be woken; until cancelled."""
-        async with AlertAnnotations(self.settings, self.plant) as grafana:
+        async with ExactlyOnce(self.settings) as grafana:
 
             async def annotate_pending() -> None:
                 while pending := await asyncio.to_thread(self.store.unannotated):
                     for alert in pending:
-                        await grafana.annotate(alert)
+                        await grafana.ensure(alert_annotation(self.plant, alert))
                         await asyncio.to_thread(self.store.mark_annotated, alert.id)
                         self.annotated += 1
 
             await drain_forever(
                 annotate_pending,
                 self._due,
-                errors=(AlertAnnotationError, StoreError),
+                errors=(GrafanaError, StoreError),
                 log=log,
                 failing_text="alerts: cannot annotate alerts in Grafana (%s)",
                 recovered_text="alerts: annotating alerts in Grafana again",

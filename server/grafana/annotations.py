@@ -23,21 +23,13 @@ import datetime as dt
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 from server.crossings import Crossing
-from server.grafana.client import GrafanaError
-from server.grafana.exactly_once import ExactlyOnce, Wanted
-from taktline.config.settings import GrafanaSettings
+from server.grafana.exactly_once import Wanted
 from taktline.influxwire import epoch_ns
 from taktline.model.plant import Plant
 
 TAG = "milestone"
-
-
-class AnnotationError(RuntimeError):
-    """Grafana did not take, find or delete an annotation (unreachable, or an error answer)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,35 +81,3 @@ def annotation(crossing: Crossing, names: PlantNames) -> Wanted:
     text = f"{crossing.value:,} units, {names.place(crossing)}, {when}"
     time_ms = epoch_ns(crossing.ts) // 1_000_000
     return Wanted(time_ms, time_ms, tags, text, key)
-
-
-class MilestoneAnnotations:
-    """`async with MilestoneAnnotations(settings, plant) as grafana: await grafana.annotate(c)`."""
-
-    def __init__(self, settings: GrafanaSettings, plant: Plant):
-        self.settings = settings
-        self.names = PlantNames.of(plant)
-        self._grafana = ExactlyOnce(settings)
-
-    async def __aenter__(self) -> Self:
-        await self._grafana.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self._grafana.__aexit__(exc_type, exc, traceback)
-
-    async def annotate(self, crossing: Crossing) -> int:
-        """Make sure the crossing has exactly one annotation; returns its id. Raises
-        AnnotationError."""
-        try:
-            return await self._grafana.ensure(annotation(crossing, self.names))
-        except GrafanaError as exc:
-            where = f"{crossing.milestone} {crossing.value}"
-            raise AnnotationError(
-                f"Grafana {self.settings.url}, annotation {where}: {exc}"
-            ) from None

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from server.alerts.alert_store import AlertStore
-from server.alerts.annotations import AlertAnnotations, AlertAnnotator, alert_annotation
+from server.alerts.annotations import AlertAnnotator, alert_annotation
 from server.alerts.records import Alert
 from server.alerts.transitions import AlertKey
 from server.grafana.client import close_api, grafana_api
+from server.grafana.exactly_once import ExactlyOnce
 from server.store import StateStore
 from taktline.config.settings import GrafanaSettings
 from taktline.model import SecretRef
@@ -83,9 +84,9 @@ async def test_annotating_twice_or_after_a_race_leaves_exactly_one(
 ) -> None:
     plant = roster_plant()
     replica = grafana_api(settings(tmp_path, grafana))
-    async with AlertAnnotations(settings(tmp_path, grafana), plant) as annotations:
-        first = await annotations.annotate(resolved())
-        again = await annotations.annotate(resolved())
+    async with ExactlyOnce(settings(tmp_path, grafana)) as annotations:
+        first = await annotations.ensure(alert_annotation(plant, resolved()))
+        again = await annotations.ensure(alert_annotation(plant, resolved()))
         # another replica added its own copy meanwhile
         await replica.annotations.add_annotation(
             time_from=ms(berlin(10)),
@@ -94,7 +95,7 @@ async def test_annotating_twice_or_after_a_race_leaves_exactly_one(
             text="x",
         )
         await close_api(replica)
-        after_race = await annotations.annotate(resolved())
+        after_race = await annotations.ensure(alert_annotation(plant, resolved()))
     assert first == again == after_race
     [kept] = grafana.state.annotations.values()
     assert (kept["id"], kept["time"], kept["timeEnd"]) == (

@@ -20,13 +20,9 @@ import uvicorn
 
 from server.app import Server
 from server.crossings import Crossing, CrossingDetector, MilestoneChanges
-from server.grafana.annotations import (
-    AnnotationError,
-    MilestoneAnnotations,
-    PlantNames,
-    annotation,
-)
-from server.grafana.client import grafana_api
+from server.grafana.annotations import PlantNames, annotation
+from server.grafana.client import GrafanaError, grafana_api
+from server.grafana.exactly_once import ExactlyOnce, Wanted
 from server.milestone_outputs import MilestoneOutputs
 from server.store import StateStore
 from taktline.config import InfluxV1, ServerConfig
@@ -77,6 +73,11 @@ def grafana_settings(tmp_path: Path, url: str, token: str = GRAFANA_TOKEN) -> Gr
     secret = tmp_path / "grafana-token"
     secret.write_text(token + "\n", encoding="utf-8")
     return GrafanaSettings(url=url, token=SecretRef(file=secret), timeout_s=5)
+
+
+def to_annotation(plant: Plant, made: Crossing) -> Wanted:
+    """The annotation the server makes of a crossing."""
+    return annotation(made, PlantNames.of(plant))
 
 
 def key_tags(milestone: str, value: int) -> list[str]:
@@ -192,8 +193,8 @@ async def test_grafana_stores_the_annotation_as_sent(
     plant: Plant, grafana: GrafanaContractServer, tmp_path: Path
 ) -> None:
     settings = grafana_settings(tmp_path, grafana.url)
-    async with MilestoneAnnotations(settings, plant) as annotations:
-        kept = await annotations.annotate(crossing())
+    async with ExactlyOnce(settings) as annotations:
+        kept = await annotations.ensure(to_annotation(plant, crossing()))
     [posted] = [r for r in grafana.requests if r.method == "POST"]
     assert posted.body["time"] == posted.body["timeEnd"] == int(at(10).timestamp()) * 1000
     [saved] = grafana.state.annotations.values()
@@ -210,18 +211,18 @@ async def test_grafana_stores_the_annotation_as_sent(
     ]
 
 
-async def test_a_refused_token_is_an_annotation_error_that_does_not_show_the_token(
+async def test_a_refused_token_is_a_grafana_error_that_does_not_show_the_token(
     plant: Plant, grafana: GrafanaContractServer, tmp_path: Path
 ) -> None:
     settings = grafana_settings(tmp_path, grafana.url, token="glsa_wrong-token-0000")
-    async with MilestoneAnnotations(settings, plant) as annotations:
-        with pytest.raises(AnnotationError, match="401") as raised:
-            await annotations.annotate(crossing())
+    async with ExactlyOnce(settings) as annotations:
+        with pytest.raises(GrafanaError, match="401") as raised:
+            await annotations.ensure(to_annotation(plant, crossing()))
     assert "glsa_" not in str(raised.value)
     missing = settings.model_copy(update={"token": SecretRef(file=tmp_path / "missing")})
-    async with MilestoneAnnotations(missing, plant) as annotations:
-        with pytest.raises(AnnotationError, match="cannot read secret file"):
-            await annotations.annotate(crossing())
+    async with ExactlyOnce(missing) as annotations:
+        with pytest.raises(GrafanaError, match="cannot read secret file"):
+            await annotations.ensure(to_annotation(plant, crossing()))
     assert grafana.state.annotations == {}
 
 
@@ -232,10 +233,10 @@ async def test_annotating_again_finds_the_annotation_and_adds_nothing(
     plant: Plant, grafana: GrafanaContractServer, tmp_path: Path
 ) -> None:
     settings = grafana_settings(tmp_path, grafana.url)
-    async with MilestoneAnnotations(settings, plant) as annotations:
-        first = await annotations.annotate(crossing())
-        again = await annotations.annotate(crossing())
-        other = await annotations.annotate(crossing(milestone=EVERY_MILLION))
+    async with ExactlyOnce(settings) as annotations:
+        first = await annotations.ensure(to_annotation(plant, crossing()))
+        again = await annotations.ensure(to_annotation(plant, crossing()))
+        other = await annotations.ensure(to_annotation(plant, crossing(milestone=EVERY_MILLION)))
     assert first == again != other
     assert adds(grafana) == 2
     assert len(stored(grafana, SITE_30M, 30_000_000)) == 1
@@ -253,8 +254,8 @@ async def test_duplicates_left_by_racing_replicas_converge_on_the_lowest_id(
         )
     await api.client.s.close()
     lowest = min(a["id"] for a in stored(grafana, SITE_30M, 30_000_000))
-    async with MilestoneAnnotations(settings, plant) as annotations:
-        kept = await annotations.annotate(crossing())
+    async with ExactlyOnce(settings) as annotations:
+        kept = await annotations.ensure(to_annotation(plant, crossing()))
     assert kept == lowest
     assert [a["id"] for a in stored(grafana, SITE_30M, 30_000_000)] == [lowest]
     assert adds(grafana) == 3  # found: nothing added, only the duplicates deleted
@@ -272,8 +273,10 @@ async def test_a_crossing_is_annotated_once_across_reruns_and_restarts(
 
         # a crash between adding an annotation and recording it: added, still pending
         save(store, crossing(value=31_000_000, milestone=EVERY_MILLION))
-        async with MilestoneAnnotations(settings, plant) as annotations:
-            await annotations.annotate(crossing(value=31_000_000, milestone=EVERY_MILLION))
+        async with ExactlyOnce(settings) as annotations:
+            await annotations.ensure(
+                to_annotation(plant, crossing(value=31_000_000, milestone=EVERY_MILLION))
+            )
         async with running(outputs(store, plant, mosquitto, settings)) as second:
             await until(lambda: second.annotated == 1)
         assert store.pending_crossings("annotated") == []
