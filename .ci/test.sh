@@ -14,6 +14,7 @@ have victoria-metrics || need+=(victoria-metrics)
 have chromium || need+=(chromium fonts-dejavu-core)
 have npm || need+=(nodejs npm)
 have systemd-analyze || need+=(systemd)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ]; then
     echo "installing Debian packages: ${need[*]}"

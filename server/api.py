@@ -7,11 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
+from server.database import StoreError
 from server.errors import ApiError
 from server.flusher import Persister
 from server.persisted import FinishedShift
 from server.state import LineBoard, LineSnapshot
-from server.store import StoreError
 
 Responses = dict[int | str, dict[str, Any]]
 

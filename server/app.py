@@ -26,6 +26,7 @@ from server.alerts.rules import AlertEvaluator
 from server.alerts.signals import signals_from_board
 from server.auth import BearerGuard, TokenError, read_token
 from server.crossings import Crossing, CrossingDetector
+from server.database import StoreError
 from server.edge_health import EdgeHealthBook
 from server.edge_health_influx import EdgeHealthInflux
 from server.events import EventHub
@@ -34,7 +35,7 @@ from server.livebus import LiveBusListener
 from server.metrics import AlertsCollector, OutputsCollector
 from server.milestone_outputs import MilestoneOutputs
 from server.state import Clock, LineBoard, utc_now
-from server.store import StateStore, StoreError
+from server.store import StateStore
 from taktline.config import ServerConfig
 
 log = logging.getLogger(__name__)

@@ -12,9 +12,10 @@ import logging
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
+from server.database import StoreError
 from server.persisted import AuditEntry
 from server.state import LineBoard
-from server.store import StateStore, StoreError
+from server.store import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class Persister:
                 raise
             self.writes += 1
             if self.failing:
-                log.info("state store %s: writing again", self.store.path)
+                log.info("state store %s: writing again", self.store.where)
                 self.failing = False
             return entry_id
 

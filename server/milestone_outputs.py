@@ -30,13 +30,14 @@ import logging
 import aiomqtt
 
 from server.crossings import CrossingDetector
+from server.database import StoreError
 from server.grafana.annotations import PlantNames, annotation
 from server.grafana.client import GrafanaError
 from server.grafana.exactly_once import ExactlyOnce
 from server.influx_http import InfluxHttpWriter, InfluxWriteError
 from server.milestone_influx import point
 from server.retrying import drain_forever
-from server.store import StateStore, StoreError
+from server.store import StateStore
 from taktline.config.settings import GrafanaSettings, InfluxV1, InfluxV2
 from taktline.livebus import MilestoneMessage, milestone_topic
 from taktline.model.connections import MqttConnection

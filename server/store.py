@@ -1,4 +1,5 @@
-"""The server's state store: one SQLite file (`state_dir/server.sqlite`, WAL).
+"""The server's state store: a SQLite file (`state_dir/server.sqlite`) or a PostgreSQL database
+shared by replicas, through the same code (`server.database`).
 
 Tables: `current_shift` (one row per line: the running shift's baselines, latest totals and
 corrections, as JSON objects keyed `station/counter`), `shift_history` (finished shifts, one row
@@ -6,80 +7,100 @@ per line and shift start), `audit` (accepted writes), `milestone_totals` (each m
 counter's latest known total, keyed by its path) and `milestone_crossings` (one row per crossed
 milestone value, with whether it was published on the live bus, written to InfluxDB and
 annotated in Grafana; see server.crossings). The alert tables are `server.alerts.alert_store`'s,
-in the same file and transactions (`transaction`, `query`). Times are ISO 8601 UTC text.
+in the same database and transactions (`transaction`, `query`). Times are ISO 8601 UTC text.
 
-Methods are blocking and thread-safe (one connection behind a lock): async code calls them
-through `asyncio.to_thread`. SQLite errors surface as `StoreError`.
+Methods are blocking and thread-safe: async code calls them through `asyncio.to_thread`.
+Database errors surface as `StoreError`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    text,
+)
+
 from server.crossings import Crossing, MilestoneChanges
+from server.database import Database
 from server.persisted import AuditEntry, Changes, FinishedShift, ShiftRecord
 from taktline.model.paths import CounterPath
 
-STORE_FILE = "server.sqlite"
+METADATA = MetaData()
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS current_shift (
-    line TEXT PRIMARY KEY,
-    shift TEXT NOT NULL,
-    start TEXT NOT NULL,
-    "end" TEXT NOT NULL,
-    target INTEGER NOT NULL,
-    output TEXT NOT NULL,
-    baselines TEXT NOT NULL,
-    latest TEXT NOT NULL,
-    corrections TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS shift_history (
-    line TEXT NOT NULL,
-    shift TEXT NOT NULL,
-    start TEXT NOT NULL,
-    "end" TEXT NOT NULL,
-    count INTEGER NOT NULL,
-    target INTEGER NOT NULL,
-    corrections INTEGER NOT NULL,
-    complete INTEGER NOT NULL,
-    PRIMARY KEY (line, start)
-);
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at TEXT NOT NULL,
-    endpoint TEXT NOT NULL,
-    line TEXT NOT NULL,
-    body TEXT NOT NULL,
-    who TEXT NOT NULL,
-    client TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS milestone_totals (
-    counter TEXT PRIMARY KEY,
-    total INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS milestone_crossings (
-    milestone TEXT NOT NULL,
-    value INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    counter TEXT NOT NULL,
-    ts TEXT NOT NULL,
-    total INTEGER NOT NULL,
-    published INTEGER NOT NULL DEFAULT 0,
-    written INTEGER NOT NULL DEFAULT 0,
-    annotated INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (milestone, value)
-);
-"""
+Table(
+    "current_shift",
+    METADATA,
+    Column("line", Text, primary_key=True),
+    Column("shift", Text, nullable=False),
+    Column("start", Text, nullable=False),
+    Column("end", Text, nullable=False),
+    Column("target", BigInteger, nullable=False),
+    Column("output", Text, nullable=False),
+    Column("baselines", Text, nullable=False),
+    Column("latest", Text, nullable=False),
+    Column("corrections", Text, nullable=False),
+)
+Table(
+    "shift_history",
+    METADATA,
+    Column("line", Text, nullable=False),
+    Column("shift", Text, nullable=False),
+    Column("start", Text, nullable=False),
+    Column("end", Text, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("target", BigInteger, nullable=False),
+    Column("corrections", BigInteger, nullable=False),
+    Column("complete", Integer, nullable=False),
+    PrimaryKeyConstraint("line", "start"),
+)
+Table(
+    "audit",
+    METADATA,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("at", Text, nullable=False),
+    Column("endpoint", Text, nullable=False),
+    Column("line", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("who", Text, nullable=False),
+    Column("client", Text, nullable=False),
+    sqlite_autoincrement=True,
+)
+Table(
+    "milestone_totals",
+    METADATA,
+    Column("counter", Text, primary_key=True),
+    Column("total", BigInteger, nullable=False),
+)
+Table(
+    "milestone_crossings",
+    METADATA,
+    Column("milestone", Text, nullable=False),
+    Column("value", BigInteger, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("counter", Text, nullable=False),
+    Column("ts", Text, nullable=False),
+    Column("total", BigInteger, nullable=False),
+    Column("published", Integer, nullable=False, server_default=text("0")),
+    Column("written", Integer, nullable=False, server_default=text("0")),
+    Column("annotated", Integer, nullable=False, server_default=text("0")),
+    PrimaryKeyConstraint("milestone", "value"),
+)
 
 CrossingOutput = Literal["published", "written", "annotated"]
 """An output of a crossing: the live-bus message, the InfluxDB point, the Grafana annotation."""
@@ -91,24 +112,18 @@ _OUTPUT_COLUMNS: dict[CrossingOutput, str] = {
 }
 
 
-class StoreError(RuntimeError):
-    """The state store cannot be opened, read or written."""
-
-
 class StateStore:
-    """`with StateStore(folder) as store:`; creates the folder and the file when missing."""
+    """`with StateStore(folder_or_url) as store:`: a folder (SQLite, made when missing) or a
+    PostgreSQL URL (`server.database.Database.open`); the tables are made when missing."""
 
-    def __init__(self, folder: Path):
-        self.path = folder / STORE_FILE
-        self._lock = threading.Lock()
+    def __init__(self, location: Path | str):
+        self.database = Database.open(location)
+        self.where = self.database.where
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the state store {self.path}: {exc}") from None
+            self.database.create(METADATA)
+        except BaseException:
+            self.database.close()
+            raise
 
     def __enter__(self) -> StateStore:
         return self
@@ -122,17 +137,18 @@ class StateStore:
         self.close()
 
     def close(self) -> None:
-        """Close the file."""
-        with self._lock:
-            self._db.close()
+        """Close the connections."""
+        self.database.close()
 
     def current(self) -> dict[str, ShiftRecord]:
         """Every line's running shift as last written."""
-        with self._reading():
-            rows = self._db.execute(
-                'SELECT line, shift, start, "end", target, output, baselines, latest, corrections'
-                " FROM current_shift"
-            ).fetchall()
+        with self.query() as db:
+            rows = db.execute(
+                text(
+                    'SELECT line, shift, start, "end", target, output, baselines, latest,'
+                    " corrections FROM current_shift"
+                )
+            ).all()
         return {
             row[0]: ShiftRecord(
                 line=row[0],
@@ -150,49 +166,51 @@ class StateStore:
 
     def save(self, changes: Changes, audit: AuditEntry | None = None) -> int | None:
         """Write changes (and an audit entry) in one transaction; returns the entry's id."""
-        with self._writing():
+        with self.transaction() as db:
             for line, record in changes.current.items():
                 if record is None:
-                    self._db.execute("DELETE FROM current_shift WHERE line = ?", (line,))
+                    db.execute(text("DELETE FROM current_shift WHERE line = :line"), {"line": line})
                     continue
-                self._db.execute(
-                    "INSERT OR REPLACE INTO current_shift VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        line,
-                        record.shift,
-                        _text(record.start),
-                        _text(record.end),
-                        record.target,
-                        record.output,
-                        json.dumps(dict(record.baselines), sort_keys=True),
-                        json.dumps(dict(record.latest), sort_keys=True),
-                        json.dumps(dict(record.corrections), sort_keys=True),
-                    ),
+                db.execute(
+                    _SAVE_CURRENT,
+                    {
+                        "line": line,
+                        "shift": record.shift,
+                        "start": _text(record.start),
+                        "end": _text(record.end),
+                        "target": record.target,
+                        "output": record.output,
+                        "baselines": json.dumps(dict(record.baselines), sort_keys=True),
+                        "latest": json.dumps(dict(record.latest), sort_keys=True),
+                        "corrections": json.dumps(dict(record.corrections), sort_keys=True),
+                    },
                 )
             for shift in changes.finished:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO shift_history VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        shift.line,
-                        shift.shift,
-                        _text(shift.start),
-                        _text(shift.end),
-                        shift.count,
-                        shift.target,
-                        shift.corrections,
-                        int(shift.complete),
-                    ),
+                db.execute(
+                    _SAVE_FINISHED,
+                    {
+                        "line": shift.line,
+                        "shift": shift.shift,
+                        "start": _text(shift.start),
+                        "end": _text(shift.end),
+                        "count": shift.count,
+                        "target": shift.target,
+                        "corrections": shift.corrections,
+                        "complete": int(shift.complete),
+                    },
                 )
-            return None if audit is None else insert_audit(self._db, audit)
+            return None if audit is None else insert_audit(db, audit)
 
     def history(self, line: str, limit: int) -> list[FinishedShift]:
         """A line's finished shifts, newest first."""
-        with self._reading():
-            rows = self._db.execute(
-                'SELECT line, shift, start, "end", count, target, corrections, complete'
-                " FROM shift_history WHERE line = ? ORDER BY start DESC LIMIT ?",
-                (line, limit),
-            ).fetchall()
+        with self.query() as db:
+            rows = db.execute(
+                text(
+                    'SELECT line, shift, start, "end", count, target, corrections, complete'
+                    " FROM shift_history WHERE line = :line ORDER BY start DESC LIMIT :limit"
+                ),
+                {"line": line, "limit": limit},
+            ).all()
         return [
             FinishedShift(
                 line=row[0],
@@ -209,12 +227,14 @@ class StateStore:
 
     def audit(self, limit: int) -> list[AuditEntry]:
         """The latest audit entries, newest first."""
-        with self._reading():
-            rows = self._db.execute(
-                "SELECT id, at, endpoint, line, body, who, client FROM audit"
-                " ORDER BY id DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
+        with self.query() as db:
+            rows = db.execute(
+                text(
+                    "SELECT id, at, endpoint, line, body, who, client FROM audit"
+                    " ORDER BY id DESC LIMIT :limit"
+                ),
+                {"limit": limit},
+            ).all()
         return [
             AuditEntry(
                 id=row[0],
@@ -230,42 +250,48 @@ class StateStore:
 
     def milestone_totals(self) -> dict[CounterPath, int]:
         """Each milestone counter's latest known total."""
-        with self._reading():
-            rows = self._db.execute("SELECT counter, total FROM milestone_totals").fetchall()
+        with self.query() as db:
+            rows = db.execute(text("SELECT counter, total FROM milestone_totals")).all()
         return {CounterPath.parse(row[0]): row[1] for row in rows}
 
     def crossed(self) -> list[tuple[str, int]]:
         """Every crossed (milestone id, value)."""
-        with self._reading():
-            rows = self._db.execute("SELECT milestone, value FROM milestone_crossings").fetchall()
+        with self.query() as db:
+            rows = db.execute(text("SELECT milestone, value FROM milestone_crossings")).all()
         return [(row[0], row[1]) for row in rows]
 
     def save_milestones(self, changes: MilestoneChanges) -> None:
         """Write counter totals (never lowering one) and new crossings in one transaction; a
-        crossing already stored is kept as it is."""
-        with self._writing():
-            self._db.executemany(
-                "INSERT INTO milestone_totals VALUES (?, ?) ON CONFLICT (counter)"
-                " DO UPDATE SET total = MAX(total, excluded.total)",
-                [(str(path), total) for path, total in changes.totals.items()],
-            )
-            self._db.executemany(
-                "INSERT OR IGNORE INTO milestone_crossings"
-                " (milestone, value, name, scope, counter, ts, total) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (c.milestone, c.value, c.name, c.scope, str(c.counter), _text(c.ts), c.total)
-                    for c in changes.crossings
-                ],
-            )
+        crossing already stored (by this server or another replica) is kept as it is."""
+        totals = [{"counter": str(path), "total": total} for path, total in changes.totals.items()]
+        crossings = [
+            {
+                "milestone": c.milestone,
+                "value": c.value,
+                "name": c.name,
+                "scope": c.scope,
+                "counter": str(c.counter),
+                "ts": _text(c.ts),
+                "total": c.total,
+            }
+            for c in changes.crossings
+        ]
+        with self.transaction() as db:
+            if totals:
+                db.execute(_SAVE_TOTAL, totals)
+            if crossings:
+                db.execute(_SAVE_CROSSING, crossings)
 
     def pending_crossings(self, output: CrossingOutput) -> list[Crossing]:
         """Crossings not yet published (written, annotated), oldest first."""
         column = _OUTPUT_COLUMNS[output]
-        with self._reading():
-            rows = self._db.execute(
-                "SELECT milestone, name, value, scope, counter, ts, total FROM milestone_crossings"
-                f" WHERE {column} = 0 ORDER BY ts, milestone, value"
-            ).fetchall()
+        with self.query() as db:
+            rows = db.execute(
+                text(
+                    "SELECT milestone, name, value, scope, counter, ts, total"
+                    f" FROM milestone_crossings WHERE {column} = 0 ORDER BY ts, milestone, value"
+                )
+            ).all()
         return [
             Crossing(
                 milestone=row[0],
@@ -281,70 +307,83 @@ class StateStore:
 
     def mark_crossings(self, output: CrossingOutput, keys: list[tuple[str, int]]) -> None:
         """Record crossings (milestone id, value) as published (written, annotated)."""
+        if not keys:
+            return
         column = _OUTPUT_COLUMNS[output]
-        with self._writing():
-            self._db.executemany(
-                f"UPDATE milestone_crossings SET {column} = 1 WHERE milestone = ? AND value = ?",
-                keys,
+        with self.transaction() as db:
+            db.execute(
+                text(
+                    f"UPDATE milestone_crossings SET {column} = 1"
+                    " WHERE milestone = :milestone AND value = :value"
+                ),
+                [{"milestone": milestone, "value": value} for milestone, value in keys],
             )
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction on the store's connection, for the owners of other tables in
-        this file (`server.alerts.alert_store`): committed when the block ends, rolled back
-        when it raises; SQLite errors become StoreError."""
-        with self._writing():
-            yield self._db
+    def transaction(self) -> Iterator[Connection]:
+        """One write transaction, for the owners of other tables in this store
+        (`server.alerts.alert_store`): committed when the block ends, rolled back when it
+        raises; database errors become StoreError."""
+        with self.database.transaction() as db:
+            yield db
 
     @contextmanager
-    def query(self) -> Iterator[sqlite3.Connection]:
-        """The store's connection for reads (see `transaction`)."""
-        with self._reading():
-            yield self._db
-
-    @contextmanager
-    def _reading(self) -> Iterator[None]:
-        with self._lock:
-            try:
-                yield
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot read the state store {self.path}: {exc}") from None
-
-    @contextmanager
-    def _writing(self) -> Iterator[None]:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot write the state store {self.path}: {exc}") from None
+    def query(self) -> Iterator[Connection]:
+        """A connection for reads (see `transaction`)."""
+        with self.database.query() as db:
+            yield db
 
 
-def insert_audit(db: sqlite3.Connection, audit: AuditEntry) -> int:
+_SAVE_CURRENT = text(
+    'INSERT INTO current_shift (line, shift, start, "end", target, output, baselines, latest,'
+    " corrections) VALUES (:line, :shift, :start, :end, :target, :output, :baselines, :latest,"
+    " :corrections) ON CONFLICT (line) DO UPDATE SET shift = excluded.shift,"
+    ' start = excluded.start, "end" = excluded."end", target = excluded.target,'
+    " output = excluded.output, baselines = excluded.baselines, latest = excluded.latest,"
+    " corrections = excluded.corrections"
+)
+_SAVE_FINISHED = text(
+    'INSERT INTO shift_history (line, shift, start, "end", count, target, corrections, complete)'
+    " VALUES (:line, :shift, :start, :end, :count, :target, :corrections, :complete)"
+    " ON CONFLICT (line, start) DO UPDATE SET shift = excluded.shift,"
+    ' "end" = excluded."end", count = excluded.count, target = excluded.target,'
+    " corrections = excluded.corrections, complete = excluded.complete"
+)
+_SAVE_TOTAL = text(
+    "INSERT INTO milestone_totals (counter, total) VALUES (:counter, :total)"
+    " ON CONFLICT (counter) DO UPDATE SET total = CASE"
+    " WHEN excluded.total > milestone_totals.total THEN excluded.total"
+    " ELSE milestone_totals.total END"
+)
+_SAVE_CROSSING = text(
+    "INSERT INTO milestone_crossings (milestone, value, name, scope, counter, ts, total)"
+    " VALUES (:milestone, :value, :name, :scope, :counter, :ts, :total)"
+    " ON CONFLICT (milestone, value) DO NOTHING"
+)
+
+
+def insert_audit(db: Connection, audit: AuditEntry) -> int:
     """Add an audit entry inside a transaction; returns its id."""
-    cursor = db.execute(
-        "INSERT INTO audit (at, endpoint, line, body, who, client) VALUES (?, ?, ?, ?, ?, ?)",
-        (
-            _text(audit.at),
-            audit.endpoint,
-            audit.line,
-            json.dumps(audit.body, sort_keys=True),
-            audit.by,
-            audit.client,
+    audit_id = db.execute(
+        text(
+            "INSERT INTO audit (at, endpoint, line, body, who, client)"
+            " VALUES (:at, :endpoint, :line, :body, :who, :client) RETURNING id"
         ),
-    )
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+        {
+            "at": _text(audit.at),
+            "endpoint": audit.endpoint,
+            "line": audit.line,
+            "body": json.dumps(audit.body, sort_keys=True),
+            "who": audit.by,
+            "client": audit.client,
+        },
+    ).scalar_one()
+    return int(audit_id)
 
 
 def _text(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
-def _time(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text)
+def _time(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value)

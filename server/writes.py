@@ -17,11 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_v
 
 from server.api import UNKNOWN_LINE, Responses, unknown_line_error
 from server.auth import BearerGuard
+from server.database import StoreError
 from server.errors import ApiError
 from server.flusher import Persister
 from server.persisted import AuditEntry
 from server.state import LineBoard, Refused
-from server.store import StoreError
 from server.tracker import RefusalCode
 
 log = logging.getLogger(__name__)

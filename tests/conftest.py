@@ -1,4 +1,5 @@
-"""Shared fixtures: real Mosquitto (also with TLS) and InfluxDB on free ports of 127.0.0.1."""
+"""Shared fixtures: real Mosquitto (also with TLS), InfluxDB and PostgreSQL on free ports of
+127.0.0.1."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from taktline.cli import NOISY_LIBRARIES
 from tests.collectors.mqtt.pki import Pki, make_pki
+from tests.fixtures.postgres import PostgresService, run_postgres
 from tests.fixtures.services import (
     InfluxService,
     MosquittoService,
@@ -36,6 +38,22 @@ def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxService]
     """One influxd for the session; tests use their own database names or drop `taktline`."""
     with run_influxd(tmp_path_factory.mktemp("influxd")) as service:
         yield service
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresService]:
+    """One PostgreSQL cluster for the session; tests take a fresh database each."""
+    with run_postgres() as service:
+        yield service
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a test's state store is: a folder (SQLite), or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "state"
+    service: PostgresService = request.getfixturevalue("postgres")
+    return service.new_database()
 
 
 @pytest.fixture

@@ -24,9 +24,9 @@ from server.alerts.lifecycle import AlertClosed, AlertEngine, AlreadyAcknowledge
 from server.alerts.messages import line_names, local_time
 from server.alerts.records import Alert
 from server.alerts.routing import name_of
+from server.database import StoreError
 from server.persisted import AuditEntry
 from server.state import Clock
-from server.store import StoreError
 from taktline.model.plant import Plant
 
 ENDPOINT = "POST /alerts/ack/{token}"

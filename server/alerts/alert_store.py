@@ -1,4 +1,5 @@
-"""Alerts in the server's state store (`state_dir/server.sqlite`), next to the shift state.
+"""Alerts in the server's state store (SQLite, or PostgreSQL shared by replicas), next to the
+shift state.
 
 Tables: `alerts` (one row per alert or milestone notice: its key, state, escalation plan as
 JSON, acknowledgement, resolution, and whether Grafana has its annotation) and
@@ -7,18 +8,32 @@ the channel answered). A partial unique index keeps one open alert per key (rule
 one notice per key. Times are ISO 8601 UTC text.
 
 An alert is written whole (`save`: an upsert of its row and its notification rows), so a
-failed write is retried by writing it again. An acknowledgement is written with its audit
-entry in one transaction. Methods are blocking; async code calls them through
-`asyncio.to_thread`. SQLite errors surface as `server.store.StoreError`.
+failed write is retried by writing it again; the upsert never takes back an acknowledgement
+that is stored already (another replica may have written it: `acknowledge`). An
+acknowledgement is written with its audit entry in one transaction. Methods are blocking;
+async code calls them through `asyncio.to_thread`. Database errors surface as
+`server.database.StoreError`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    text,
+)
 
 from server.alerts.records import (
     OPEN_STATES,
@@ -36,50 +51,71 @@ from server.persisted import AuditEntry
 from server.store import StateStore, insert_audit
 from taktline.model.alerts import Severity
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS alerts (
-    id INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,
-    rule TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    lines TEXT NOT NULL,
-    message TEXT NOT NULL,
-    since TEXT NOT NULL,
-    raised_at TEXT NOT NULL,
-    state TEXT NOT NULL,
-    details TEXT NOT NULL,
-    chain TEXT NOT NULL,
-    next_step INTEGER NOT NULL,
-    current TEXT NOT NULL,
-    next_repeat_at TEXT,
-    acknowledged_at TEXT,
-    acknowledged_by TEXT,
-    acknowledged_via TEXT,
-    resolved_at TEXT,
-    resolved_message TEXT,
-    annotated INTEGER NOT NULL DEFAULT 0
-);
-CREATE UNIQUE INDEX IF NOT EXISTS alerts_open_key ON alerts (rule, scope)
-    WHERE state IN ('firing', 'notified', 'acknowledged');
-CREATE UNIQUE INDEX IF NOT EXISTS alerts_notice_key ON alerts (rule, scope)
-    WHERE kind = 'notice';
-CREATE TABLE IF NOT EXISTS alert_notifications (
-    alert_id INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    message_id TEXT NOT NULL,
-    person TEXT NOT NULL,
-    level TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    sent_at TEXT NOT NULL,
-    result TEXT NOT NULL,
-    result_at TEXT,
-    attempts INTEGER NOT NULL,
-    error TEXT,
-    PRIMARY KEY (alert_id, seq)
-);
-"""
+_OPEN = "(" + ", ".join(f"'{state}'" for state in OPEN_STATES) + ")"
+_CLOSED = "('resolved', 'notice')"
+
+METADATA = MetaData()
+
+_ALERTS = Table(
+    "alerts",
+    METADATA,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    ),
+    Column("kind", Text, nullable=False),
+    Column("rule", Text, nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("severity", Text, nullable=False),
+    Column("lines", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("since", Text, nullable=False),
+    Column("raised_at", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("details", Text, nullable=False),
+    Column("chain", Text, nullable=False),
+    Column("next_step", Integer, nullable=False),
+    Column("current", Text, nullable=False),
+    Column("next_repeat_at", Text),
+    Column("acknowledged_at", Text),
+    Column("acknowledged_by", Text),
+    Column("acknowledged_via", Text),
+    Column("resolved_at", Text),
+    Column("resolved_message", Text),
+    Column("annotated", Integer, nullable=False, server_default=text("0")),
+)
+Index(
+    "alerts_open_key",
+    _ALERTS.c.rule,
+    _ALERTS.c.scope,
+    unique=True,
+    sqlite_where=text(f"state IN {_OPEN}"),
+    postgresql_where=text(f"state IN {_OPEN}"),
+)
+Index(
+    "alerts_notice_key",
+    _ALERTS.c.rule,
+    _ALERTS.c.scope,
+    unique=True,
+    sqlite_where=text("kind = 'notice'"),
+    postgresql_where=text("kind = 'notice'"),
+)
+Table(
+    "alert_notifications",
+    METADATA,
+    Column("alert_id", BigInteger, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("message_id", Text, nullable=False),
+    Column("person", Text, nullable=False),
+    Column("level", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("sent_at", Text, nullable=False),
+    Column("result", Text, nullable=False),
+    Column("result_at", Text),
+    Column("attempts", Integer, nullable=False),
+    Column("error", Text),
+    PrimaryKeyConstraint("alert_id", "seq"),
+)
 
 _COLUMNS = (
     "id, kind, rule, scope, severity, lines, message, since, raised_at, state, details, chain,"
@@ -87,13 +123,39 @@ _COLUMNS = (
     " resolved_at, resolved_message"
 )
 _NAMES = [name.strip() for name in _COLUMNS.split(",")]
-_UPSERT = (
-    f"INSERT INTO alerts ({_COLUMNS}) VALUES ({', '.join('?' for _ in _NAMES)})"
-    " ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(f"{name} = excluded.{name}" for name in _NAMES[1:])
+_ACKNOWLEDGEMENT = ("acknowledged_at", "acknowledged_by", "acknowledged_via")
+_KEEP_STORED_ACK = "alerts.state = 'acknowledged' AND excluded.state IN ('firing', 'notified')"
+"""An upsert that would take back a stored acknowledgement (made by another replica)."""
+
+
+def _update(name: str) -> str:
+    if name == "state":
+        return f"state = CASE WHEN {_KEEP_STORED_ACK} THEN alerts.state ELSE excluded.state END"
+    if name in _ACKNOWLEDGEMENT:
+        return f"{name} = COALESCE(alerts.{name}, excluded.{name})"
+    if name == "next_repeat_at":
+        return (
+            f"next_repeat_at = CASE WHEN {_KEEP_STORED_ACK} THEN NULL"
+            " ELSE excluded.next_repeat_at END"
+        )
+    return f"{name} = excluded.{name}"
+
+
+_UPSERT = text(
+    f"INSERT INTO alerts ({_COLUMNS}) VALUES ({', '.join(f':{name}' for name in _NAMES)})"
+    " ON CONFLICT (id) DO UPDATE SET " + ", ".join(_update(name) for name in _NAMES[1:])
 )
-_OPEN = "(" + ", ".join(f"'{state}'" for state in OPEN_STATES) + ")"
-_CLOSED = "('resolved', 'notice')"
+_NOTIFICATION_COLUMNS = (
+    "alert_id, seq, message_id, person, level, reason, channel, sent_at, result, result_at,"
+    " attempts, error"
+)
+_NOTIFICATION_NAMES = [name.strip() for name in _NOTIFICATION_COLUMNS.split(",")]
+_SAVE_NOTIFICATION = text(
+    f"INSERT INTO alert_notifications ({_NOTIFICATION_COLUMNS})"
+    f" VALUES ({', '.join(f':{name}' for name in _NOTIFICATION_NAMES)})"
+    " ON CONFLICT (alert_id, seq) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _NOTIFICATION_NAMES[2:])
+)
 
 
 class AlertStore:
@@ -101,43 +163,62 @@ class AlertStore:
 
     def __init__(self, store: StateStore):
         self.store = store
-        with store.transaction() as db:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
+        store.database.create(METADATA)
 
     def save(self, alerts: Iterable[Alert], audit: AuditEntry | None = None) -> int | None:
         """Write alerts whole (and an audit entry) in one transaction; returns the entry's id."""
         with self.store.transaction() as db:
             for alert in alerts:
                 db.execute(_UPSERT, _row(alert))
-                db.executemany(
-                    "INSERT OR REPLACE INTO alert_notifications VALUES"
-                    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        _notification_row(alert.id, seq, n)
-                        for seq, n in enumerate(alert.notifications)
-                    ],
-                )
+                rows = [
+                    _notification_row(alert.id, seq, n) for seq, n in enumerate(alert.notifications)
+                ]
+                if rows:
+                    db.execute(_SAVE_NOTIFICATION, rows)
             return None if audit is None else insert_audit(db, audit)
 
     def save_notification(self, alert_id: int, seq: int, notification: Notification) -> None:
         """Write one notification of an alert (a result that came after it was resolved)."""
         with self.store.transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO alert_notifications VALUES"
-                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                _notification_row(alert_id, seq, notification),
-            )
+            db.execute(_SAVE_NOTIFICATION, _notification_row(alert_id, seq, notification))
+
+    def acknowledge(
+        self, alert_id: int, by: str, via: AckVia, at: dt.datetime, audit: AuditEntry | None
+    ) -> tuple[Alert | None, int | None]:
+        """Acknowledge an open, unacknowledged alert in the store (with its audit entry, in one
+        transaction): what a replica that does not run the alerts does. Returns the alert as
+        stored afterwards (None: no such alert) and the entry's id (None: nothing changed,
+        because the alert is closed or acknowledged already)."""
+        with self.store.transaction() as db:
+            changed = db.execute(
+                text(
+                    "UPDATE alerts SET state = 'acknowledged', acknowledged_at = :at,"
+                    " acknowledged_by = :by, acknowledged_via = :via, next_repeat_at = NULL"
+                    " WHERE id = :id AND state IN ('firing', 'notified')"
+                ),
+                {"id": alert_id, "at": _text(at), "by": by, "via": via},
+            ).rowcount
+            audit_id = insert_audit(db, audit) if changed and audit is not None else None
+            found = _select(db, "WHERE id = :id", {"id": alert_id})
+        return (found[0] if found else None), audit_id
+
+    def acknowledged(self, alert_ids: Iterable[int]) -> list[Alert]:
+        """Those of `alert_ids` that are stored as acknowledged (by any replica)."""
+        wanted = set(alert_ids)
+        if not wanted:
+            return []
+        found = self._select("WHERE state = 'acknowledged' ORDER BY id")
+        return [alert for alert in found if alert.id in wanted]
 
     def interrupt_pending(self) -> int:
         """Mark notifications still waiting for a channel's answer as interrupted (at start:
         the previous process's queues are gone); returns how many."""
         with self.store.transaction() as db:
-            cursor = db.execute(
-                "UPDATE alert_notifications SET result = 'interrupted' WHERE result = 'pending'"
-            )
-            return cursor.rowcount
+            return db.execute(
+                text(
+                    "UPDATE alert_notifications SET result = 'interrupted' WHERE result = 'pending'"
+                )
+            ).rowcount
 
     def open_alerts(self) -> list[Alert]:
         """Every alert firing, notified or acknowledged, oldest first."""
@@ -147,53 +228,59 @@ class AlertStore:
         """Resolved alerts and notices, the latest resolved first."""
         return self._select(
             f"WHERE state IN {_CLOSED} ORDER BY COALESCE(resolved_at, raised_at) DESC, id DESC"
-            " LIMIT ?",
-            (limit,),
+            " LIMIT :limit",
+            {"limit": limit},
         )
 
     def get(self, alert_id: int) -> Alert | None:
         """One alert by id."""
-        found = self._select("WHERE id = ?", (alert_id,))
+        found = self._select("WHERE id = :id", {"id": alert_id})
         return found[0] if found else None
 
     def last_id(self) -> int:
         """The highest alert id used so far (0 when none)."""
         with self.store.query() as db:
-            row = db.execute("SELECT COALESCE(MAX(id), 0) FROM alerts").fetchone()
-        return int(row[0])
+            return int(db.execute(text("SELECT COALESCE(MAX(id), 0) FROM alerts")).scalar_one())
 
     def has_notice(self, key: AlertKey) -> bool:
         """Whether the notice of `key` was made already."""
         with self.store.query() as db:
             row = db.execute(
-                "SELECT 1 FROM alerts WHERE kind = 'notice' AND rule = ? AND scope = ?",
-                (key.rule, key.scope),
-            ).fetchone()
+                text(
+                    "SELECT 1 FROM alerts WHERE kind = 'notice' AND rule = :rule AND scope = :scope"
+                ),
+                {"rule": key.rule, "scope": key.scope},
+            ).first()
         return row is not None
 
     def unannotated(self, limit: int = 100) -> list[Alert]:
         """Resolved alerts without their Grafana annotation yet, oldest first."""
         return self._select(
-            "WHERE kind = 'alert' AND state = 'resolved' AND annotated = 0 ORDER BY id LIMIT ?",
-            (limit,),
+            "WHERE kind = 'alert' AND state = 'resolved' AND annotated = 0 ORDER BY id"
+            " LIMIT :limit",
+            {"limit": limit},
         )
 
     def mark_annotated(self, alert_id: int) -> None:
         """Record that Grafana has the alert's annotation."""
         with self.store.transaction() as db:
-            db.execute("UPDATE alerts SET annotated = 1 WHERE id = ?", (alert_id,))
+            db.execute(text("UPDATE alerts SET annotated = 1 WHERE id = :id"), {"id": alert_id})
 
-    def _select(self, where: str, params: tuple[Any, ...] = ()) -> list[Alert]:
+    def _select(self, where: str, params: dict[str, Any] | None = None) -> list[Alert]:
         with self.store.query() as db:
-            rows = db.execute(f"SELECT {_COLUMNS} FROM alerts {where}", params).fetchall()
-            found = [_alert(row) for row in rows]
-            for alert in found:
-                alert.notifications = _notifications(db, alert.id)
-        return found
+            return _select(db, where, params or {})
 
 
-def _row(alert: Alert) -> tuple[Any, ...]:
-    return (
+def _select(db: Connection, where: str, params: dict[str, Any] | None = None) -> list[Alert]:
+    rows = db.execute(text(f"SELECT {_COLUMNS} FROM alerts {where}"), params or {}).all()
+    found = [_alert(row) for row in rows]
+    for alert in found:
+        alert.notifications = _notifications(db, alert.id)
+    return found
+
+
+def _row(alert: Alert) -> dict[str, Any]:
+    values = (
         alert.id,
         alert.kind,
         alert.key.rule,
@@ -215,9 +302,10 @@ def _row(alert: Alert) -> tuple[Any, ...]:
         _maybe_text(alert.resolved_at),
         alert.resolved_message,
     )
+    return dict(zip(_NAMES, values, strict=True))
 
 
-def _alert(row: sqlite3.Row | tuple[Any, ...]) -> Alert:
+def _alert(row: Sequence[Any]) -> Alert:
     (
         alert_id,
         kind,
@@ -263,12 +351,14 @@ def _alert(row: sqlite3.Row | tuple[Any, ...]) -> Alert:
     )
 
 
-def _notifications(db: sqlite3.Connection, alert_id: int) -> list[Notification]:
+def _notifications(db: Connection, alert_id: int) -> list[Notification]:
     rows = db.execute(
-        "SELECT message_id, person, level, reason, channel, sent_at, result, result_at,"
-        " attempts, error FROM alert_notifications WHERE alert_id = ? ORDER BY seq",
-        (alert_id,),
-    ).fetchall()
+        text(
+            "SELECT message_id, person, level, reason, channel, sent_at, result, result_at,"
+            " attempts, error FROM alert_notifications WHERE alert_id = :id ORDER BY seq"
+        ),
+        {"id": alert_id},
+    ).all()
     return [
         Notification(
             message_id=row[0],
@@ -286,8 +376,8 @@ def _notifications(db: sqlite3.Connection, alert_id: int) -> list[Notification]:
     ]
 
 
-def _notification_row(alert_id: int, seq: int, n: Notification) -> tuple[Any, ...]:
-    return (
+def _notification_row(alert_id: int, seq: int, n: Notification) -> dict[str, Any]:
+    values = (
         alert_id,
         seq,
         n.message_id,
@@ -301,6 +391,7 @@ def _notification_row(alert_id: int, seq: int, n: Notification) -> tuple[Any, ..
         n.attempts,
         n.error,
     )
+    return dict(zip(_NOTIFICATION_NAMES, values, strict=True))
 
 
 def _step(step: Step) -> dict[str, str]:
@@ -319,9 +410,9 @@ def _maybe_text(when: dt.datetime | None) -> str | None:
     return None if when is None else _text(when)
 
 
-def _time(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text)
+def _time(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value)
 
 
-def _maybe_time(text: str | None) -> dt.datetime | None:
-    return None if text is None else _time(text)
+def _maybe_time(value: str | None) -> dt.datetime | None:
+    return None if value is None else _time(value)

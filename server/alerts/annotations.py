@@ -24,10 +24,10 @@ import logging
 from server.alerts.alert_store import AlertStore
 from server.alerts.records import Alert
 from server.alerts.routing import name_of
+from server.database import StoreError
 from server.grafana.client import GrafanaError
 from server.grafana.exactly_once import ExactlyOnce, Wanted
 from server.retrying import drain_forever
-from server.store import StoreError
 from taktline.config.settings import GrafanaSettings
 from taktline.model.plant import Plant
 

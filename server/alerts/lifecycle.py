@@ -56,9 +56,9 @@ from server.alerts.records import AckVia, Alert, Notification, Reason, Step
 from server.alerts.routing import lead_for_notice, person, plan
 from server.alerts.transitions import AlertKey, Transition
 from server.alerts.views import line_alert
+from server.database import StoreError
 from server.persisted import AuditEntry
 from server.snapshot import LineAlert
-from server.store import StoreError
 from taktline.config.settings import RetryPolicy, SmtpSettings
 from taktline.model.alerts import Severity
 from taktline.model.plant import Plant

@@ -19,10 +19,10 @@ from server.alerts.records import Alert
 from server.alerts.views import AlertView, alert_view
 from server.api import STORE_DOWN, Responses
 from server.auth import BearerGuard
+from server.database import StoreError
 from server.errors import ApiError
 from server.persisted import AuditEntry
 from server.state import Clock
-from server.store import StoreError
 from server.writes import GUARDED
 
 ACK_ENDPOINT = "POST /api/alerts/{id}/ack"

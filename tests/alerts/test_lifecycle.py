@@ -24,7 +24,8 @@ from server.alerts.lifecycle import (
     UnknownAlert,
 )
 from server.alerts.transitions import AlertKey, Transition
-from server.store import StateStore, StoreError
+from server.database import StoreError
+from server.store import StateStore
 from taktline.config.settings import SmtpSettings
 from taktline.model import Plant
 from tests.alerts.plants import FAST, berlin, email, roster_plant
@@ -88,9 +89,9 @@ def tokens(clock: Clock) -> AckTokens:
 
 @asynccontextmanager
 async def running_engine(
-    plant: Plant, folder: Path, clock: Clock, smtp: SmtpServer, **options: Any
+    plant: Plant, location: Path | str, clock: Clock, smtp: SmtpServer, **options: Any
 ) -> AsyncIterator[AlertEngine]:
-    store = StateStore(folder)
+    store = StateStore(location)
     try:
         async with AlertEngine(
             plant,
@@ -125,10 +126,10 @@ def subject(mail: ReceivedMail) -> str:
 
 
 async def test_the_lead_on_duty_gets_exactly_one_mail_while_the_alert_fires(
-    smtp_server: SmtpServer, tmp_path: Path
+    smtp_server: SmtpServer, state_location: Path | str
 ) -> None:
     clock = Clock(berlin(10))
-    async with running_engine(roster_plant(), tmp_path, clock, smtp_server) as engine:
+    async with running_engine(roster_plant(), state_location, clock, smtp_server) as engine:
         await engine.handle([stopped(clock.now)])
         await engine.settle()
         [alert] = engine.open_alerts()
@@ -165,11 +166,11 @@ async def test_the_lead_on_duty_gets_exactly_one_mail_while_the_alert_fires(
 
 
 async def test_unacknowledged_the_next_levels_get_mail_after_their_minutes(
-    smtp_server: SmtpServer, tmp_path: Path
+    smtp_server: SmtpServer, state_location: Path | str
 ) -> None:
     clock = Clock(berlin(10))
     async with running_engine(
-        roster_plant(), tmp_path, clock, smtp_server, repeat_minutes=0
+        roster_plant(), state_location, clock, smtp_server, repeat_minutes=0
     ) as engine:
         await engine.handle([stopped(clock.now)])
         await ticks(engine, clock, 14)
@@ -198,11 +199,11 @@ async def test_unacknowledged_the_next_levels_get_mail_after_their_minutes(
 
 
 async def test_acknowledged_before_the_next_level_nobody_else_is_alerted(
-    smtp_server: SmtpServer, tmp_path: Path
+    smtp_server: SmtpServer, state_location: Path | str
 ) -> None:
     clock = Clock(berlin(10))
     async with running_engine(
-        roster_plant(), tmp_path, clock, smtp_server, repeat_minutes=5
+        roster_plant(), state_location, clock, smtp_server, repeat_minutes=5
     ) as engine:
         await engine.handle([stopped(clock.now)])
         await ticks(engine, clock, 3)
@@ -221,11 +222,11 @@ async def test_acknowledged_before_the_next_level_nobody_else_is_alerted(
 
 
 async def test_reminders_go_to_the_level_alerted_last_every_repeat_minutes(
-    smtp_server: SmtpServer, tmp_path: Path
+    smtp_server: SmtpServer, state_location: Path | str
 ) -> None:
     clock = Clock(berlin(10))
     async with running_engine(
-        roster_plant(), tmp_path, clock, smtp_server, repeat_minutes=10
+        roster_plant(), state_location, clock, smtp_server, repeat_minutes=10
     ) as engine:
         await engine.handle([stopped(clock.now)])
         await ticks(engine, clock, 25)
@@ -244,11 +245,11 @@ async def test_reminders_go_to_the_level_alerted_last_every_repeat_minutes(
 
 
 async def test_resolved_sends_one_notice_to_everyone_notified_and_the_alert_goes_to_history(
-    smtp_server: SmtpServer, tmp_path: Path
+    smtp_server: SmtpServer, state_location: Path | str
 ) -> None:
     clock = Clock(berlin(10))
     async with running_engine(
-        roster_plant(), tmp_path, clock, smtp_server, repeat_minutes=0
+        roster_plant(), state_location, clock, smtp_server, repeat_minutes=0
     ) as engine:
         await engine.handle([stopped(clock.now)])
         await ticks(engine, clock, 20)
@@ -283,17 +284,19 @@ async def test_resolved_sends_one_notice_to_everyone_notified_and_the_alert_goes
 
 
 async def test_a_restarted_engine_keeps_the_escalation_schedule_and_acknowledgements(
-    smtp_server: SmtpServer, tmp_path: Path
+    smtp_server: SmtpServer, state_location: Path | str
 ) -> None:
     clock = Clock(berlin(10))
     fa2_stop = AlertKey("line_stopped", "line/fa2")
     plant = roster_plant()
-    async with running_engine(plant, tmp_path, clock, smtp_server, repeat_minutes=0) as first:
+    async with running_engine(plant, state_location, clock, smtp_server, repeat_minutes=0) as first:
         await first.handle([stopped(clock.now), stopped(clock.now, fa2_stop, "fa2")])
         await first.settle()
         await first.acknowledge(2, "Ben at the line", "api")
         await ticks(first, clock, 5)
-    async with running_engine(plant, tmp_path, clock, smtp_server, repeat_minutes=0) as second:
+    async with running_engine(
+        plant, state_location, clock, smtp_server, repeat_minutes=0
+    ) as second:
         restored = {a.id: (a.state, a.next_step, a.acknowledged_by) for a in second.open_alerts()}
         next_escalation = second.open_alerts()[0].next_escalation_at
         firing = second.firing()
@@ -316,10 +319,10 @@ async def test_a_restarted_engine_keeps_the_escalation_schedule_and_acknowledgem
 
 
 async def test_after_the_shift_change_a_new_alert_goes_to_the_new_lead(
-    smtp_server: SmtpServer, tmp_path: Path
+    smtp_server: SmtpServer, state_location: Path | str
 ) -> None:
     clock = Clock(berlin(13, 55))
-    async with running_engine(roster_plant(), tmp_path, clock, smtp_server) as engine:
+    async with running_engine(roster_plant(), state_location, clock, smtp_server) as engine:
         await engine.handle([stopped(clock.now)])
         await ticks(engine, clock, 3)
         await engine.handle([running(clock.now)])
@@ -333,11 +336,11 @@ async def test_after_the_shift_change_a_new_alert_goes_to_the_new_lead(
 
 
 async def test_with_no_lead_on_duty_the_first_escalation_level_is_alerted_at_once(
-    smtp_server: SmtpServer, tmp_path: Path
+    smtp_server: SmtpServer, state_location: Path | str
 ) -> None:
     clock = Clock(berlin(10))
     paint_stop = AlertKey("line_stopped", "line/paint1")
-    async with running_engine(roster_plant(), tmp_path, clock, smtp_server) as engine:
+    async with running_engine(roster_plant(), state_location, clock, smtp_server) as engine:
         await engine.handle([stopped(clock.now, paint_stop, "paint1")])  # paint has no rotation
         await engine.settle()
 
@@ -347,7 +350,7 @@ async def test_with_no_lead_on_duty_the_first_escalation_level_is_alerted_at_onc
 
 
 async def test_a_milestone_notice_goes_once_to_the_lead_and_is_never_open(
-    smtp_server: SmtpServer, tmp_path: Path
+    smtp_server: SmtpServer, state_location: Path | str
 ) -> None:
     clock = Clock(berlin(10))
     key = AlertKey("milestone", "milestone/site-30m/30000000")
@@ -360,7 +363,7 @@ async def test_a_milestone_notice_goes_once_to_the_lead_and_is_never_open(
         message="Milestone reached: 30,000,000 vehicles on Final assembly line 1",
         lines=("fa1",),
     )
-    async with running_engine(roster_plant(), tmp_path, clock, smtp_server) as engine:
+    async with running_engine(roster_plant(), state_location, clock, smtp_server) as engine:
         await engine.handle([notice])
         await ticks(engine, clock, 60)
         await engine.handle([notice])  # noticed already (the store says so)
@@ -376,11 +379,13 @@ async def test_a_milestone_notice_goes_once_to_the_lead_and_is_never_open(
 
 
 async def test_without_rosters_alerts_are_shown_but_not_sent(
-    smtp_server: SmtpServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    smtp_server: SmtpServer, state_location: Path | str, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = Clock(berlin(10))
     caplog.set_level(logging.WARNING, logger="server.alerts.lifecycle")
-    async with running_engine(roster_plant(rosters=False), tmp_path, clock, smtp_server) as engine:
+    async with running_engine(
+        roster_plant(rosters=False), state_location, clock, smtp_server
+    ) as engine:
         await engine.handle([stopped(clock.now)])
         await ticks(engine, clock, 60)
         lines = engine.line_alerts()
@@ -393,7 +398,7 @@ async def test_without_rosters_alerts_are_shown_but_not_sent(
 
 async def test_a_channel_that_cannot_be_used_is_logged_once_and_the_others_still_work(
     smtp_server: SmtpServer,
-    tmp_path: Path,
+    state_location: Path | str,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -402,7 +407,7 @@ async def test_a_channel_that_cannot_be_used_is_logged_once_and_the_others_still
     clock = Clock(berlin(10))
     caplog.set_level(logging.WARNING, logger="server.alerts.lifecycle")
     fa2_stop = AlertKey("line_stopped", "line/fa2")
-    async with running_engine(plant, tmp_path, clock, smtp_server) as engine:
+    async with running_engine(plant, state_location, clock, smtp_server) as engine:
         await engine.handle([stopped(clock.now), stopped(clock.now, fa2_stop, "fa2")])
         await engine.settle()
 
@@ -413,11 +418,11 @@ async def test_a_channel_that_cannot_be_used_is_logged_once_and_the_others_still
 
 
 async def test_a_store_that_cannot_be_written_delays_no_mail_and_refuses_acknowledgements(
-    smtp_server: SmtpServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    smtp_server: SmtpServer, state_location: Path | str, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = Clock(berlin(10))
     caplog.set_level(logging.ERROR, logger="server.alerts.lifecycle")
-    async with running_engine(roster_plant(), tmp_path, clock, smtp_server) as engine:
+    async with running_engine(roster_plant(), state_location, clock, smtp_server) as engine:
         engine.store.store.close()  # the file is gone from under the engine
         await engine.handle([stopped(clock.now)])
         await engine.settle()
