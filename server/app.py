@@ -8,6 +8,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import Sequence
+from pathlib import Path
 from types import TracebackType
 
 import uvicorn
@@ -21,6 +22,7 @@ from server.alerts import routes as alert_routes
 from server.alerts.ack_tokens import AckTokens, SigningKeyError, load_signing_key
 from server.alerts.alert_store import AlertStore
 from server.alerts.annotations import AlertAnnotator
+from server.alerts.lease import lease_for
 from server.alerts.lifecycle import AlertEngine
 from server.alerts.rules import AlertEvaluator
 from server.alerts.signals import signals_from_board
@@ -37,6 +39,8 @@ from server.milestone_outputs import MilestoneOutputs
 from server.state import Clock, LineBoard, utc_now
 from server.store import StateStore
 from taktline.config import ServerConfig
+from taktline.config.settings import ServerSettings
+from taktline.model.secrets import SecretError
 
 log = logging.getLogger(__name__)
 
@@ -117,14 +121,15 @@ class Server:
         self.hub = EventHub(self.board)
         self.listener = LiveBusListener(settings.live_bus, self._on_message)
         try:
-            self.store = StateStore(settings.state_dir)
-        except StoreError as exc:
+            self.store = StateStore(_store_location(settings))
+        except (StoreError, SecretError) as exc:
             raise ServerStartError(str(exc)) from None
         try:
             self.alert_store = AlertStore(self.store)
         except StoreError as exc:
             self.store.close()
             raise ServerStartError(str(exc)) from None
+        self.lease = lease_for(self.store.database)
         self.persister = Persister(self.board, self.store)
         self.crossings = CrossingDetector(
             config.plant.milestones, (path for path, _counter in config.plant.counters())
@@ -208,17 +213,19 @@ class Server:
         return self.evaluations, self.evaluation_errors
 
     async def _evaluate(self) -> None:
-        """Every `evaluate_every_s`: the rules over the board, edge health and new crossings;
-        their transitions to the alert engine; then escalations and reminders that are due."""
+        """Every `evaluate_every_s`: when this replica runs the alerts, the rules over the board,
+        edge health and new crossings, their transitions to the alert engine, then escalations
+        and reminders that are due; else the alerts as stored."""
         failing = False
         while True:
             await asyncio.sleep(self.evaluate_every_s)
             crossings = list(self._crossings)
             self._crossings.clear()
             try:
-                signals = signals_from_board(self.board, self.edge_health.latest, crossings)
-                await self.alerts.handle(self.evaluator.evaluate(self.board.now(), signals))
-                await self.alerts.tick()
+                if await self._lead_or_follow():
+                    signals = signals_from_board(self.board, self.edge_health.latest, crossings)
+                    await self.alerts.handle(self.evaluator.evaluate(self.board.now(), signals))
+                    await self.alerts.tick()
             except Exception:  # a rule's bug must not take the screens down: logged, counted
                 self.evaluation_errors += 1
                 if not failing:
@@ -230,13 +237,27 @@ class Server:
                 failing = False
             self.evaluations += 1
 
+    async def _lead_or_follow(self) -> bool:
+        """Run the alerts when this replica holds the lease (taking them over from the store
+        when it just got it, as after a restart); else show them as stored. True: running.
+        Raises StoreError."""
+        if await self.lease.held():
+            if not self.alerts.leading:
+                await self.alerts.take_over()
+                self.evaluator = AlertEvaluator(self.config.plant)
+                self.evaluator.restore(self.alerts.firing())
+            return True
+        if self.alerts.leading:
+            await self.alerts.stand_by()
+        await self.alerts.follow()
+        return False
+
     async def __aenter__(self) -> Server:
         listen = self.config.settings.http
         try:
             self.board.restore(await asyncio.to_thread(self.store.current))
             await self.milestones.restore()
-            await self.alerts.restore()
-            self.evaluator.restore(self.alerts.firing())
+            await self._lead_or_follow()
             self._socket = socket.create_server((listen.host, listen.port))
         except StoreError as exc:
             self.store.close()
@@ -297,6 +318,7 @@ class Server:
         if self._socket is not None:
             self._socket.close()
         await self.alerts.aclose()
+        await self.lease.release()
         try:
             await self.persister.flush()
         except StoreError:
@@ -306,6 +328,12 @@ class Server:
         except StoreError:
             log.error("state store: the last milestone totals could not be written at shutdown")
         await asyncio.to_thread(self.store.close)
+
+
+def _store_location(settings: ServerSettings) -> Path | str:
+    """The shared PostgreSQL store's URL when configured, else the SQLite store's folder.
+    Raises SecretError."""
+    return settings.state_dir if settings.state_store is None else settings.state_store.reveal()
 
 
 async def run_server(config: ServerConfig) -> None:

@@ -64,6 +64,10 @@ class Database:
         with self.transaction() as db:
             metadata.create_all(db, checkfirst=True)
 
+    def conninfo(self) -> str:
+        """The libpq URL (password included) for a connection of one's own to PostgreSQL."""
+        return self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
     def close(self) -> None:
         """Close every connection; later calls raise StoreError."""
         with self._lock:
@@ -138,8 +142,8 @@ def _postgres(url: str) -> Database:
         raise StoreError(
             f"the state store URL must start with postgresql:// (not {parsed.drivername}://)"
         )
+    where = parsed.set(drivername="postgresql").render_as_string(hide_password=True)
     parsed = parsed.set(drivername="postgresql+psycopg")
-    where = parsed.render_as_string(hide_password=True)
     engine = create_engine(
         parsed,
         pool_size=2,

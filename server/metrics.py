@@ -182,6 +182,11 @@ class AlertsCollector(Collector):
             for key in seen:
                 counter.add_metric(list(key), counts[key])
             yield counter
+        yield GaugeMetricFamily(
+            f"{prefix}_running",
+            "1 when this replica runs the alerts (holds the store's alert lease), else 0.",
+            value=int(engine.leading),
+        )
         yield from self._channel_metrics()
         done, failed = self._evaluations()
         yield CounterMetricFamily(f"{prefix}_evaluations", "Evaluations of the alert rules.", done)

@@ -184,11 +184,11 @@ class AlertStore:
 
     def acknowledge(
         self, alert_id: int, by: str, via: AckVia, at: dt.datetime, audit: AuditEntry | None
-    ) -> tuple[Alert | None, int | None]:
+    ) -> tuple[Alert | None, bool, int | None]:
         """Acknowledge an open, unacknowledged alert in the store (with its audit entry, in one
         transaction): what a replica that does not run the alerts does. Returns the alert as
-        stored afterwards (None: no such alert) and the entry's id (None: nothing changed,
-        because the alert is closed or acknowledged already)."""
+        stored afterwards (None: no such alert), whether this call acknowledged it (False: it
+        is closed or was acknowledged already) and the audit entry's id."""
         with self.store.transaction() as db:
             changed = db.execute(
                 text(
@@ -200,7 +200,7 @@ class AlertStore:
             ).rowcount
             audit_id = insert_audit(db, audit) if changed and audit is not None else None
             found = _select(db, "WHERE id = :id", {"id": alert_id})
-        return (found[0] if found else None), audit_id
+        return (found[0] if found else None), changed == 1, audit_id
 
     def acknowledged(self, alert_ids: Iterable[int]) -> list[Alert]:
         """Those of `alert_ids` that are stored as acknowledged (by any replica)."""

@@ -34,6 +34,14 @@ server was down are alerted at once). Results of messages still queued when the 
 are recorded as `interrupted`.
 
 Without rosters in the plant, alerts are raised and shown but not sent (logged once).
+
+Replicas on one shared store (`server.alerts.lease`): only the engine of the replica holding
+the lease runs the alerts (`take_over`: the restart path above). The others `follow`: they
+show the open alerts as stored, and acknowledge in the store (`acknowledge` works on any
+replica); the running engine adopts those acknowledgements before each tick and before an
+acknowledgement of its own, and never writes one back over (`AlertStore.save`). An engine
+that loses the lease `stand_by`s: its queued messages are dropped (recorded as interrupted by
+the next holder) and its unsaved changes are not written over the next holder's.
 """
 
 from __future__ import annotations
@@ -128,6 +136,9 @@ class AlertEngine:
         self.plant = plant
         self.store = store
         self.notifier = Notifier(policy, on_result=self._on_result)
+        self.leading = False
+        """Whether this engine runs the alerts (else it follows the store: `follow`)."""
+        self._policy = policy
         self._clock = clock
         self._smtp = smtp
         self._tokens = tokens
@@ -163,13 +174,14 @@ class AlertEngine:
         await self.aclose()
 
     async def restore(self) -> None:
-        """Take the open alerts from the store (before the first `handle`). Raises StoreError."""
+        """Take the open alerts from the store and run them (before the first `handle`).
+        Raises StoreError."""
         interrupted = await asyncio.to_thread(self.store.interrupt_pending)
         restored = await asyncio.to_thread(self.store.open_alerts)
         self._last_id = await asyncio.to_thread(self.store.last_id)
-        for alert in restored:
-            self._open[alert.id] = alert
-            self._by_key[alert.key] = alert
+        self._open = {alert.id: alert for alert in restored}
+        self._by_key = {alert.key: alert for alert in restored}
+        self.leading = True
         if restored or interrupted:
             log.info(
                 "alerts: %d open alerts restored; %d messages the last run did not see answered",
@@ -184,12 +196,52 @@ class AlertEngine:
 
     async def aclose(self) -> None:
         """Stop the notifier (what is still queued is not sent) and write what is unsaved."""
-        await self.notifier.aclose()
-        for task in self._results:
-            task.cancel()
-        await asyncio.gather(*self._results, return_exceptions=True)
+        await self._stop_notifier()
         async with self._lock:
             await self._flush()
+
+    async def take_over(self) -> None:
+        """Start running the alerts as the store has them (this replica got the lease).
+        Raises StoreError (try again next period)."""
+        async with self._lock:
+            if self.notifier.closed:
+                self.notifier = Notifier(self._policy, on_result=self._on_result)
+            self._pending.clear()
+            self._unsaved.clear()
+        await self.restore()
+
+    async def stand_by(self) -> None:
+        """Stop running the alerts (the lease is lost): queued messages are not sent, unsaved
+        changes are dropped (the next holder's state wins), the store is followed."""
+        await self._stop_notifier()
+        async with self._lock:
+            self.leading = False
+            self._pending.clear()
+            dropped, self._unsaved = len(self._unsaved), {}
+        log.warning(
+            "alerts: this replica stopped running the alerts (%d unsaved alert changes dropped)",
+            dropped,
+        )
+
+    async def follow(self) -> None:
+        """Show the open alerts as stored by the replica running them. Raises StoreError."""
+        stored = await asyncio.to_thread(self.store.open_alerts)
+        async with self._lock:
+            before = {alert.id: alert for alert in self._open.values()}
+            self._open = {alert.id: alert for alert in stored}
+            self._by_key = {alert.key: alert for alert in stored}
+        changed = {
+            line
+            for alert_id in before.keys() ^ self._open.keys()
+            for line in (before.get(alert_id) or self._open[alert_id]).lines
+        }
+        changed |= {
+            line
+            for alert in stored
+            if alert.id in before and before[alert.id].state != alert.state
+            for line in alert.lines
+        }
+        self._changed(changed)
 
     def firing(self) -> list[tuple[AlertKey, Severity, tuple[str, ...], dt.datetime]]:
         """The open alerts as the evaluator restores them (`AlertEvaluator.restore`)."""
@@ -234,7 +286,9 @@ class AlertEngine:
         self._changed(changed)
 
     async def tick(self) -> None:
-        """Alert the steps that fell due and send the reminders that are due."""
+        """Alert the steps that fell due and send the reminders that are due (after taking the
+        acknowledgements other replicas stored)."""
+        changed = await self._adopt_acknowledgements()
         async with self._lock:
             now = self._clock()
             for alert in self.open_alerts():
@@ -243,12 +297,16 @@ class AlertEngine:
                 if self._escalate(alert, now) | self._remind(alert, now):
                     self._unsaved[alert.id] = alert
             await self._flush()
+        self._changed(changed)
 
     async def acknowledge(
         self, alert_id: int, by: str, via: AckVia, audit: AuditEntry | None = None
     ) -> Acknowledged:
         """Acknowledge an open alert (stored with `audit` in one transaction). Raises
         UnknownAlert, AlertClosed, AlreadyAcknowledged, or StoreError (nothing changed)."""
+        if not self.leading:
+            return await self._acknowledge_in_store(alert_id, by, via, audit)
+        self._changed(await self._adopt_acknowledgements())
         async with self._lock:
             alert = self._open.get(alert_id)
             if alert is None:
@@ -282,6 +340,56 @@ class AlertEngine:
         log.info("alert %d (%s) acknowledged by %s (%s)", alert.id, alert.key, by, via)
         self._changed(set(alert.lines))
         return Acknowledged(alert, audit_id)
+
+    async def _acknowledge_in_store(
+        self, alert_id: int, by: str, via: AckVia, audit: AuditEntry | None
+    ) -> Acknowledged:
+        """A follower's acknowledgement: written to the store, adopted by the running engine."""
+        alert, changed, audit_id = await asyncio.to_thread(
+            self.store.acknowledge, alert_id, by, via, self._clock(), audit
+        )
+        if alert is None:
+            raise UnknownAlert(f"no alert {alert_id}")
+        if not changed and alert.state == "acknowledged":
+            raise AlreadyAcknowledged(alert)
+        if not changed:
+            raise AlertClosed(alert)
+        async with self._lock:
+            self._open[alert.id] = alert
+            self._by_key[alert.key] = alert
+        self.acknowledged[(alert.key.rule, alert.severity)] += 1
+        log.info("alert %d (%s) acknowledged by %s (%s)", alert.id, alert.key, by, via)
+        self._changed(set(alert.lines))
+        return Acknowledged(alert, audit_id)
+
+    async def _adopt_acknowledgements(self) -> set[str]:
+        """Take the acknowledgements of open alerts that another replica stored; returns the
+        lines concerned."""
+        waiting = [a.id for a in self._open.values() if a.state != "acknowledged"]
+        try:
+            stored = await asyncio.to_thread(self.store.acknowledged, waiting)
+        except StoreError as exc:
+            self._store_failed(exc)
+            return set()
+        lines: set[str] = set()
+        async with self._lock:
+            for acknowledged in stored:
+                alert = self._open.get(acknowledged.id)
+                if alert is None or alert.state == "acknowledged":
+                    continue
+                alert.state = "acknowledged"
+                alert.acknowledged_at = acknowledged.acknowledged_at
+                alert.acknowledged_by = acknowledged.acknowledged_by
+                alert.acknowledged_via = acknowledged.acknowledged_via
+                alert.next_repeat_at = None
+                lines.update(alert.lines)
+                log.info(
+                    "alert %d (%s) acknowledged by %s on another replica",
+                    alert.id,
+                    alert.key,
+                    alert.acknowledged_by,
+                )
+        return lines
 
     async def settle(self) -> None:
         """Until every queued message is delivered, failed or dropped and its result recorded."""
@@ -447,6 +555,12 @@ class AlertEngine:
                 f"unreachable {someone.id}", "alerts: %s has no usable channel", someone.id
             )
         return list(dict.fromkeys(found))
+
+    async def _stop_notifier(self) -> None:
+        await self.notifier.aclose()
+        for task in self._results:
+            task.cancel()
+        await asyncio.gather(*self._results, return_exceptions=True)
 
     def _on_result(self, delivery: Delivery) -> None:
         task = asyncio.get_running_loop().create_task(self._record(delivery))

@@ -127,6 +127,11 @@ class Notifier:
                 self._drop_oldest(lane)
             lane.queue.put_nowait(message)
 
+    @property
+    def closed(self) -> bool:
+        """Whether `aclose` was called (a closed notifier sends nothing more)."""
+        return self._closed
+
     def stats(self) -> dict[Channel, ChannelStats]:
         """A snapshot of every channel's counters."""
         return {channel: dataclasses.replace(lane.stats) for channel, lane in self._lanes.items()}

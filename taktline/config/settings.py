@@ -228,6 +228,12 @@ class ServerSettings(StrictModel):
     live_bus: MqttConnection = Field(default_factory=MqttConnection)
     http: HttpListen = Field(default_factory=HttpListen)
     state_dir: ConfigPath = Path("state")
+    state_store: SecretRef | None = Field(
+        default=None,
+        description="URL of a PostgreSQL database (postgresql://user:password@host:port/db)"
+        " that server replicas share for shift state, audit, milestones and alerts; a secret,"
+        " as it holds a password. Without it: state_dir/server.sqlite, this server's own.",
+    )
     api_token: SecretRef | None = Field(
         default=None, description="Bearer token for write endpoints; without it they are closed."
     )
@@ -246,3 +252,12 @@ class ServerSettings(StrictModel):
         default_factory=ServerAlerts,
         description="Alert delivery (SMTP relay, retries, ack links) and the repeat policy.",
     )
+
+    @model_validator(mode="after")
+    def _one_signing_key_for_replicas(self) -> ServerSettings:
+        if self.state_store is not None and self.alerts.delivery.ack.signing_key is None:
+            raise ValueError(
+                "state_store (shared by replicas) needs alerts.delivery.ack.signing_key: every"
+                " replica must sign acknowledge links with the same key"
+            )
+        return self
