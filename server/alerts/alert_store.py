@@ -210,15 +210,20 @@ class AlertStore:
         found = self._select("WHERE state = 'acknowledged' ORDER BY id")
         return [alert for alert in found if alert.id in wanted]
 
-    def interrupt_pending(self) -> int:
-        """Mark notifications still waiting for a channel's answer as interrupted (at start:
-        the previous process's queues are gone); returns how many."""
+    def interrupt_pending(self) -> list[tuple[int, int]]:
+        """Mark notifications still waiting for a channel's answer as interrupted (when taking
+        the alerts over: the queues of the process that sent them are gone); returns them as
+        (alert id, seq)."""
         with self.store.transaction() as db:
-            return db.execute(
-                text(
-                    "UPDATE alert_notifications SET result = 'interrupted' WHERE result = 'pending'"
-                )
-            ).rowcount
+            return [
+                (int(row[0]), int(row[1]))
+                for row in db.execute(
+                    text(
+                        "UPDATE alert_notifications SET result = 'interrupted'"
+                        " WHERE result = 'pending' RETURNING alert_id, seq"
+                    )
+                ).all()
+            ]
 
     def open_alerts(self) -> list[Alert]:
         """Every alert firing, notified or acknowledged, oldest first."""

@@ -76,6 +76,8 @@ from taktline.model.secrets import SecretError
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
+_ALERTING: tuple[Reason, ...] = ("alert", "escalation", "repeat")
+"""Messages that ask someone to act (they carry the acknowledge link)."""
 LinesChanged = Callable[[set[str]], None]
 RuleSeverity = tuple[str, Severity]
 
@@ -186,8 +188,11 @@ class AlertEngine:
             log.info(
                 "alerts: %d open alerts restored; %d messages the last run did not see answered",
                 len(restored),
-                interrupted,
+                len(interrupted),
             )
+        async with self._lock:
+            self._resend(interrupted)
+            await self._flush()
         if self.plant.rosters is None:
             self._warn_once("rosters", "alerts: the plant has no rosters; alerts show, not sent")
         elif self._public_url is None:
@@ -337,6 +342,8 @@ class AlertEngine:
                 raise
             self._unsaved.clear()
             self.acknowledged[(alert.key.rule, alert.severity)] += 1
+            self._tell_others(alert, self._clock())
+            await self._flush()
         log.info("alert %d (%s) acknowledged by %s (%s)", alert.id, alert.key, by, via)
         self._changed(set(alert.lines))
         return Acknowledged(alert, audit_id)
@@ -389,6 +396,8 @@ class AlertEngine:
                     alert.key,
                     alert.acknowledged_by,
                 )
+                self._tell_others(alert, self._clock())
+            await self._flush()
         return lines
 
     async def settle(self) -> None:
@@ -502,8 +511,50 @@ class AlertEngine:
         alert.next_repeat_at = now + self._repeat
         return True
 
-    def _send(self, alert: Alert, steps: Iterable[Step], reason: Reason, now: dt.datetime) -> None:
-        """One message per step's person, on each of their channels."""
+    def _tell_others(self, alert: Alert, now: dt.datetime) -> None:
+        """Tell everyone the alert reached (but who acknowledged it) that it is acknowledged."""
+        reached = {
+            n.person: Step(n.level, n.person, now)
+            for n in alert.notifications
+            if n.reason in _ALERTING and n.result != "failed" and n.person != alert.acknowledged_by
+        }
+        if reached:
+            self._send(alert, list(reached.values()), "acknowledged", now)
+            self._unsaved[alert.id] = alert
+
+    def _resend(self, interrupted: Iterable[tuple[int, int]]) -> None:
+        """Send the alerting messages of open, unacknowledged alerts again that the last run
+        queued but did not see answered (at least once: one that went out just before the stop
+        arrives twice), to the same people on the same channels (on their channels now when
+        none of those is left)."""
+        now = self._clock()
+        again: dict[tuple[int, str, str, Reason], set[str]] = collections.defaultdict(set)
+        for alert_id, seq in interrupted:
+            alert = self._open.get(alert_id)
+            if alert is None or alert.state == "acknowledged":
+                continue
+            n = alert.notifications[seq] if seq < len(alert.notifications) else None
+            if n is not None and n.reason in _ALERTING:
+                again[(alert_id, n.person, n.level, n.reason)].add(n.channel)
+        for (alert_id, someone, level, reason), channels in again.items():
+            alert = self._open[alert_id]
+            due = next(
+                (s.due_at for s in alert.chain if (s.person, s.level) == (someone, level)), now
+            )
+            self._send(alert, [Step(level, someone, due)], reason, now, only=channels)
+            self._unsaved[alert_id] = alert
+            log.info("alert %d: %s sent again to %s (interrupted)", alert_id, reason, someone)
+
+    def _send(
+        self,
+        alert: Alert,
+        steps: Iterable[Step],
+        reason: Reason,
+        now: dt.datetime,
+        only: set[str] | None = None,
+    ) -> None:
+        """One message per step's person, on each of their channels (`only` those of them
+        named, by their redacted form, when any of them still is)."""
         if self.plant.rosters is None:
             return
         for step in steps:
@@ -512,6 +563,8 @@ class AlertEngine:
                 self._warn_once(f"person {step.person}", "alerts: %s is not in the rosters", step)
                 continue
             channels = self._channels(someone)
+            if only is not None:  # none of them left: the person's contacts changed since
+                channels = [c for c in channels if c.redacted in only] or channels
             if not channels:
                 continue
             message_id = f"{alert.id}#{len(alert.notifications)}"
@@ -529,7 +582,7 @@ class AlertEngine:
             self.notifier.send(message, channels)
 
     def _ack_url(self, alert: Alert, someone: Person, reason: Reason) -> str | None:
-        if reason not in ("alert", "escalation", "repeat"):
+        if reason not in _ALERTING:
             return None
         if self._tokens is None or self._public_url is None:
             return None

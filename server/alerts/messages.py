@@ -26,14 +26,16 @@ _PREFIX: dict[Reason, str] = {
     "alert": "",
     "escalation": "Not acknowledged: ",
     "repeat": "Reminder: ",
+    "acknowledged": "",
     "resolved": "",
     "notice": "",
 }
 
 
 def title(alert: Alert, reason: Reason) -> str:
-    """The subject line: severity (or `resolved`) in brackets, then what happened."""
-    tag = "resolved" if reason == "resolved" else alert.severity
+    """The subject line: severity (or `acknowledged`, `resolved`) in brackets, then what
+    happened."""
+    tag = reason if reason in ("acknowledged", "resolved") else alert.severity
     return f"[{tag}] {_PREFIX[reason]}{alert.message}"
 
 
@@ -48,13 +50,17 @@ def body(plant: Plant, alert: Alert, reason: Reason, step: Step, public_url: str
         f"{label}: {_local(alert.since, zone)} · alert {alert.id} · {alert.key.rule}"
         f" · {alert.severity}"
     )
-    if reason != "resolved":
+    if reason not in ("acknowledged", "resolved"):
         lines.append(f"You get this as: {step.level}")
     if reason == "escalation":
         minutes = round((step.due_at - alert.raised_at).total_seconds() / 60)
         earlier = [s for s in alert.chain if s.due_at < step.due_at]
         who = ", ".join(f"{name_of(plant, s.person)} ({s.level})" for s in earlier)
         lines.append(f"Not acknowledged within {minutes} min" + (f" by {who}" if who else ""))
+    if reason == "acknowledged" and alert.acknowledged_by is not None:
+        who = name_of(plant, alert.acknowledged_by)
+        when = _local(alert.acknowledged_at or alert.raised_at, zone)
+        lines.append(f"Acknowledged by {who} at {when}: nobody else needs to act on it.")
     if reason == "resolved":
         lines.append(f"Resolved: {_local(alert.resolved_at or alert.raised_at, zone)}")
         if alert.resolved_message:

@@ -18,9 +18,9 @@ from taktline.model.alerts import Severity
 AlertKind = Literal["alert", "notice"]
 AlertState = Literal["firing", "notified", "acknowledged", "resolved", "notice"]
 OPEN_STATES: tuple[AlertState, ...] = ("firing", "notified", "acknowledged")
-Reason = Literal["alert", "escalation", "repeat", "resolved", "notice"]
-"""Why a message went out: the first level, a later level, a reminder, the resolved notice, a
-milestone notice."""
+Reason = Literal["alert", "escalation", "repeat", "acknowledged", "resolved", "notice"]
+"""Why a message went out: the first level, a later level, a reminder, the notice that someone
+acknowledged, the resolved notice, a milestone notice."""
 Result = Literal["pending", "delivered", "failed", "interrupted"]
 """A notification's outcome; `interrupted`: the server stopped before the channel answered."""
 AckVia = Literal["link", "api"]

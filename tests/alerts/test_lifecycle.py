@@ -26,10 +26,11 @@ from server.alerts.lifecycle import (
 from server.alerts.transitions import AlertKey, Transition
 from server.database import StoreError
 from server.store import StateStore
-from taktline.config.settings import SmtpSettings
+from taktline.config.settings import RetryPolicy, SmtpSettings
+from taktline.localbroker import free_port
 from taktline.model import Plant
 from tests.alerts.plants import FAST, berlin, email, roster_plant
-from tests.fixtures.smtp import ReceivedMail, SmtpServer
+from tests.fixtures.smtp import ReceivedMail, SmtpServer, run_smtp
 
 PUBLIC_URL = "https://taktline.plant.example"
 SIGNING_KEY = "a-test-signing-key-of-enough-length"
@@ -302,12 +303,19 @@ async def test_a_restarted_engine_keeps_the_escalation_schedule_and_acknowledgem
         firing = second.firing()
         await second.handle([stopped(clock.now)])  # the evaluator may fire it again: deduped
         await ticks(second, clock, 9)  # 14 minutes after the alerts
-        assert to(smtp_server.mails) == [email("anna"), email("anna")]
+        assert to(smtp_server.mails) == [email("anna")] * 3  # 2 alerts, 1 acknowledged notice
         await ticks(second, clock, 1)  # 15: the unacknowledged one escalates
         lines = second.line_alerts()
 
-    assert to(smtp_server.mails) == [email("anna"), email("anna"), email("fatma")]
-    assert "Final assembly line 1" in subject(smtp_server.mails[2])
+    assert to(smtp_server.mails) == [email("anna")] * 3 + [email("fatma")]
+    told = smtp_server.mails[2]
+    assert (
+        subject(told)
+        == "[acknowledged] Final assembly line 2 stopped: no unit for 5 min (takt 60 s)"
+    )
+    assert "Acknowledged by Ben at the line at 2026-11-25 10:00" in told.text()
+    assert LINK.search(told.text()) is None
+    assert "Final assembly line 1" in subject(smtp_server.mails[3])
     assert restored == {1: ("notified", 1, None), 2: ("acknowledged", 1, "Ben at the line")}
     assert next_escalation == berlin(10, 15)
     assert sorted(key for key, *_ in firing) == [FA1_STOP, fa2_stop]
@@ -435,3 +443,70 @@ async def test_a_store_that_cannot_be_written_delays_no_mail_and_refuses_acknowl
     assert (alert.state, alert.acknowledged_by) == ("notified", None)
     errors = [r.getMessage() for r in caplog.records]
     assert len(errors) == 1 and "kept in memory and written again" in errors[0]
+
+
+async def test_messages_a_stop_left_unanswered_are_sent_again_after_the_restart(
+    state_location: Path | str,
+) -> None:
+    clock = Clock(berlin(10))
+    plant = roster_plant()
+    port = free_port()
+    store = StateStore(state_location)
+    try:
+        first = AlertEngine(
+            plant,
+            AlertStore(store),
+            clock=clock,
+            policy=RetryPolicy(max_attempts=5, min_backoff_s=30, max_backoff_s=60),
+            smtp=relay(SmtpServer("127.0.0.1", port)),  # down: the mail waits for a 2nd try
+        )
+        async with first:
+            await first.handle([stopped(clock.now)])
+            await asyncio.sleep(0.5)
+    finally:
+        store.close()
+    clock.advance(minutes=2)
+    with run_smtp(port=port) as smtp_server:  # the relay is back
+        async with running_engine(plant, state_location, clock, smtp_server) as second:
+            await second.settle()
+            [alert] = second.open_alerts()
+
+    [mail] = smtp_server.mails
+    assert to([mail]) == [email("anna")]
+    assert subject(mail) == (
+        "[critical] Final assembly line 1 stopped: no unit for 5 min (takt 60 s)"
+    )
+    assert LINK.search(mail.text()) is not None
+    assert [(n.person, n.reason, n.result) for n in alert.notifications] == [
+        ("anna", "alert", "interrupted"),
+        ("anna", "alert", "delivered"),
+    ]
+    assert alert.notifications[0].channel == alert.notifications[1].channel
+    assert alert.state == "notified"
+
+
+async def test_an_acknowledged_alert_is_not_sent_again_after_the_restart(
+    smtp_server: SmtpServer, state_location: Path | str
+) -> None:
+    clock = Clock(berlin(10))
+    plant = roster_plant()
+    store = StateStore(state_location)
+    try:
+        first = AlertEngine(
+            plant,
+            AlertStore(store),
+            clock=clock,
+            policy=RetryPolicy(max_attempts=5, min_backoff_s=30, max_backoff_s=60),
+            smtp=relay(SmtpServer("127.0.0.1", free_port())),  # down
+        )
+        async with first:
+            await first.handle([stopped(clock.now)])
+            await first.acknowledge(1, "Ben at the line", "api")
+    finally:
+        store.close()
+    async with running_engine(plant, state_location, clock, smtp_server) as second:
+        await second.settle()
+        [alert] = second.open_alerts()
+
+    assert smtp_server.mails == []
+    assert {n.result for n in alert.notifications} == {"interrupted"}

@@ -244,3 +244,26 @@ async def test_a_replica_that_loses_the_lease_stops_sending(
 
     assert to(smtp_server.mails) == [email("anna"), email("fatma")]
     assert [n.reason for n in alert.notifications] == ["alert", "escalation"]
+
+
+async def test_an_acknowledgement_on_the_follower_is_told_to_the_others_by_the_running_one(
+    smtp_server: SmtpServer, postgres: PostgresService
+) -> None:
+    url = postgres.new_database()
+    clock = Clock(berlin(10))
+    async with (
+        replica(url, clock, smtp_server, repeat_minutes=0) as (a, a_lease),
+        replica(url, clock, smtp_server, repeat_minutes=0) as (b, b_lease),
+    ):
+        await step(a, a_lease)
+        await step(b, b_lease)
+        await a.handle([stopped(clock.now)])
+        await minutes(clock, 16, a, b)  # the area manager got the escalation
+        await b.acknowledge(1, "fatma", "link")
+        await minutes(clock, 1, a, b)  # a adopts it and tells anna
+        await minutes(clock, 60, a, b)  # nothing more: no georg at 45 minutes
+
+    assert to(smtp_server.mails) == [email("anna"), email("fatma"), email("anna")]
+    told = smtp_server.mails[2]
+    assert str(told.message["Subject"]).startswith("[acknowledged] Final assembly line 1")
+    assert "Acknowledged by Fatma Demir at 2026-11-25 10:16" in told.text()

@@ -336,7 +336,12 @@ async def test_the_api_acknowledges_with_the_token_audits_it_and_shows_history(
     assert bad_link.status_code == 400 and "not a valid acknowledgement link" in bad_link.text
     assert expired.status_code == 410 and "expired" in expired.text
     assert foreign.status_code == 404 and "There is no alert 1." in foreign.text
-    assert sorted(m.rcpt_tos[0] for m in smtp.mails) == [email("anna"), email("anna")]
+    assert [m.rcpt_tos for m in smtp.mails] == [[email("anna")]] * 3
+    assert [str(m.message["Subject"]).split("]")[0] for m in smtp.mails] == [
+        "[critical",
+        "[acknowledged",
+        "[resolved",
+    ]
     assert annotation["tags"] == [
         "alert",
         "rule:line_stopped",
