@@ -130,7 +130,7 @@ class Server:
             self.store.close()
             raise ServerStartError(str(exc)) from None
         self.lease = lease_for(self.store.database)
-        self.persister = Persister(self.board, self.store)
+        self.persister = Persister(self.board, self.store, on_change=self.hub.publish)
         self.crossings = CrossingDetector(
             config.plant.milestones, (path for path, _counter in config.plant.counters())
         )

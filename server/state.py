@@ -4,7 +4,8 @@ The board is plain synchronous code driven by the live-bus listener and read by 
 routes, all on one event loop. Time comes from an injected clock, so tests can pin `now`.
 Each line's running state lives in a `server.tracker.LineTracker` (the shift count rules are
 in its docstring); the board routes messages to them, adds the plant-wide view (milestones,
-edge status) and hands changed shift state to the store (`take_changes`).
+edge status), hands changed shift state to the store (`take_changes`) and takes the
+corrections as stored (`adopt_corrections`: the store adds them, for every replica).
 """
 
 from __future__ import annotations
@@ -168,18 +169,29 @@ class LineBoard:
             raise Refused("unknown_counter", f"line {line_id} has no counter '{name}' ({known})")
         return path
 
-    def correct(self, line_id: str, name: str, delta: int) -> tuple[CounterPath, ShiftWindow]:
-        """Add `delta` to the current shift count of a line's counter `station/counter`."""
+    def check_correction(
+        self, line_id: str, name: str, delta: int
+    ) -> tuple[CounterPath, ShiftWindow]:
+        """Check a correction of `delta` to the current shift count of a line's counter
+        `station/counter` (raises Refused; nothing changes: the store adds it and the board
+        adopts the result); returns the counter and the shift it goes to."""
         path = self.counter_path(line_id, name)
-        return path, self._lines[line_id].correct(path, delta, self._clock())
+        return path, self._lines[line_id].check_correction(path, delta, self._clock())
+
+    def adopt_corrections(
+        self, line_id: str, start: dt.datetime, corrections: Mapping[str, int]
+    ) -> bool:
+        """Take a line's stored corrections (`station/counter`, written by any replica) of the
+        shift that began at `start`, if that shift runs; returns whether they changed."""
+        tracker = self._lines.get(line_id)
+        if tracker is None:
+            return False
+        tracker.roll(self._clock())
+        return tracker.adopt_corrections(start, corrections)
 
     def counter_counts(self, path: CounterPath) -> tuple[int, int]:
         """A counter's shift count (corrections included) and its corrections this shift."""
         return self._lines[path.line].counter_counts(path)
-
-    def undo_correction(self, path: CounterPath, delta: int, window: ShiftWindow) -> None:
-        """Take back a correction that could not be stored."""
-        self._lines[path.line].undo_correction(path, delta, window)
 
     def acknowledge(self, line_id: str, by: str) -> tuple[Acknowledgement, Acknowledgement | None]:
         """Acknowledge the line's current stop; raises Refused when it is not stopped."""

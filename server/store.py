@@ -9,6 +9,9 @@ milestone value, with whether it was published on the live bus, written to Influ
 annotated in Grafana; see server.crossings). The alert tables are `server.alerts.alert_store`'s,
 in the same database and transactions (`transaction`, `query`). Times are ISO 8601 UTC text.
 
+Replicas sharing the store each save their own view of a line's running shift; its corrections
+are written only by `correct` (the row locked), and a save keeps them while the shift is the same.
+
 Methods are blocking and thread-safe: async code calls them through `asyncio.to_thread`.
 Database errors surface as `StoreError`.
 """
@@ -112,6 +115,10 @@ _OUTPUT_COLUMNS: dict[CrossingOutput, str] = {
 }
 
 
+class ShiftNotStored(Exception):
+    """A correction for a shift that is not the line's stored running shift; nothing changed."""
+
+
 class StateStore:
     """`with StateStore(folder_or_url) as store:`: a folder (SQLite, made when missing) or a
     PostgreSQL URL (`server.database.Database.open`); the tables are made when missing."""
@@ -200,6 +207,30 @@ class StateStore:
                     },
                 )
             return None if audit is None else insert_audit(db, audit)
+
+    def correct(
+        self, line: str, start: dt.datetime, counter: str, delta: int, audit: AuditEntry
+    ) -> tuple[dict[str, int], int]:
+        """Add `delta` to a counter's (`station/counter`) corrections of the line's shift that
+        began at `start`, with the audit entry, in one transaction (the row locked: corrections
+        made at once, on any replica, all count). Returns the line's corrections after and the
+        entry's id; raises ShiftNotStored when the stored row is missing or another shift's."""
+        lock = " FOR UPDATE" if self.database.dialect == "postgresql" else ""
+        with self.transaction() as db:
+            row = db.execute(text(_READ_CORRECTIONS + lock), {"line": line}).first()
+            if row is None or _time(row[0]) != start:
+                stored = "none" if row is None else f"the one from {row[0]}"
+                raise ShiftNotStored(
+                    f"the stored shift of line {line} is not the one from {_text(start)}"
+                    f" ({stored}): try again"
+                )
+            corrections: dict[str, int] = json.loads(row[1])
+            corrections[counter] = corrections.get(counter, 0) + delta
+            db.execute(
+                _WRITE_CORRECTIONS,
+                {"line": line, "corrections": json.dumps(corrections, sort_keys=True)},
+            )
+            return corrections, insert_audit(db, audit)
 
     def history(self, line: str, limit: int) -> list[FinishedShift]:
         """A line's finished shifts, newest first."""
@@ -340,8 +371,13 @@ _SAVE_CURRENT = text(
     " :corrections) ON CONFLICT (line) DO UPDATE SET shift = excluded.shift,"
     ' start = excluded.start, "end" = excluded."end", target = excluded.target,'
     " output = excluded.output, baselines = excluded.baselines, latest = excluded.latest,"
-    " corrections = excluded.corrections"
+    " corrections = CASE WHEN current_shift.start = excluded.start"
+    " THEN current_shift.corrections ELSE excluded.corrections END"
 )
+"""A line's running shift; its stored corrections are kept while the shift is the same (they
+are written by `StateStore.correct` only, possibly by another replica)."""
+_READ_CORRECTIONS = "SELECT start, corrections FROM current_shift WHERE line = :line"
+_WRITE_CORRECTIONS = text("UPDATE current_shift SET corrections = :corrections WHERE line = :line")
 _SAVE_FINISHED = text(
     'INSERT INTO shift_history (line, shift, start, "end", count, target, corrections, complete)'
     " VALUES (:line, :shift, :start, :end, :count, :target, :corrections, :complete)"

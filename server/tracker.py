@@ -188,8 +188,9 @@ class LineTracker:
         if self.last_seen is None or seen_at > self.last_seen:
             self.last_seen = seen_at
 
-    def correct(self, path: CounterPath, delta: int, now: dt.datetime) -> ShiftWindow:
-        """Add a manual correction to a counter's shift count; returns the shift it went to."""
+    def check_correction(self, path: CounterPath, delta: int, now: dt.datetime) -> ShiftWindow:
+        """Check a manual correction of a counter's shift count (nothing changes: the store
+        adds it, see `adopt_corrections`); returns the shift it goes to."""
         self.roll(now)
         window = self._window
         if window is None:
@@ -201,15 +202,18 @@ class LineTracker:
                 f"{path.station}/{path.counter} counted {count} this shift: a correction of"
                 f" {delta} would make it negative",
             )
-        self._corrections[path] = self._corrections.get(path, 0) + delta
-        self.dirty = True
         return window
 
-    def undo_correction(self, path: CounterPath, delta: int, window: ShiftWindow) -> None:
-        """Take back a correction that could not be stored (if its shift still runs)."""
-        if self._window == window:
-            self._corrections[path] = self._corrections.get(path, 0) - delta
-            self.dirty = True
+    def adopt_corrections(self, start: dt.datetime, corrections: Mapping[str, int]) -> bool:
+        """Take the stored corrections (`station/counter`) of the shift that began at `start`,
+        if it is the running one; returns whether they changed."""
+        if self._window is None or self._window.start != start:
+            return False
+        adopted = self._by_path(corrections)
+        if adopted == self._corrections:
+            return False
+        self._corrections = adopted
+        return True
 
     def acknowledge(
         self, snapshot: LineSnapshot, by: str, at: dt.datetime

@@ -1,8 +1,11 @@
 """Write endpoints: manual count corrections and stop acknowledgements, bearer-token guarded
 and audited (`GET /api/audit`).
 
-A write is applied to the line state, then stored with its audit entry in one transaction; if
-the store fails it is taken back and answered 503. Bad requests change nothing.
+A correction is checked against the line state, added in the store with its audit entry in one
+transaction (so replicas sharing the store all count it), then the line state takes the stored
+corrections. An acknowledgement is applied to the line state, then stored with its audit entry;
+if the store fails it is taken back. A store failure is answered 503, a correction for a shift
+the store does not hold as running 409; bad requests change nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from server.errors import ApiError
 from server.flusher import Persister
 from server.persisted import AuditEntry
 from server.state import LineBoard, Refused
+from server.store import ShiftNotStored
 from server.tracker import RefusalCode
 
 log = logging.getLogger(__name__)
@@ -117,7 +121,12 @@ def router(
             **UNKNOWN_LINE,
             **GUARDED,
             400: {"description": "The line has no such counter."},
-            409: {"description": "No shift runs, or the count would become negative."},
+            409: {
+                "description": (
+                    "No shift runs (or the store holds another one), or the count would become"
+                    " negative."
+                )
+            },
         },
     )
     async def correction(
@@ -125,16 +134,17 @@ def router(
     ) -> CorrectionAccepted:
         _known(board, line)
         try:
-            path, window = board.correct(line, body.counter, body.delta)
+            path, window = board.check_correction(line, body.counter, body.delta)
         except Refused as exc:
             raise ApiError(REFUSAL_STATUS[exc.code], exc.code, exc.message) from None
         entry = _entry(board, request, "POST /api/lines/{line}/corrections", line, body)
+        name = f"{path.station}/{path.counter}"
         try:
-            audit_id = await persister.flush(entry)
+            audit_id = await persister.correct(line, window.start, name, body.delta, entry)
+        except ShiftNotStored as exc:
+            raise ApiError(409, "no_shift", str(exc)) from None
         except StoreError as exc:
-            board.undo_correction(path, body.delta, window)
             raise ApiError(503, "store_unavailable", f"not saved: {exc}") from None
-        assert audit_id is not None
         on_change([line])
         log.info(
             "line %s: %s corrected by %+d by %s (audit %d)",

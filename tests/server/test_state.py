@@ -31,6 +31,13 @@ def feed(board: LineBoard, clock: PinnedClock, total: int, delta: int, ago_s: fl
     board.handle(counter_topic(FA1), counter_body(total, delta, ts))
 
 
+def correct(board: LineBoard, name: str, delta: int) -> None:
+    """A correction of fa1 as the store adds it: checked, then the stored sum adopted."""
+    path, window = board.check_correction("fa1", name, delta)
+    corrections = board.counter_counts(path)[1] + delta
+    assert board.adopt_corrections("fa1", window.start, {name: corrections})
+
+
 def fa1(board: LineBoard) -> dict[str, object]:
     snapshot = board.snapshot("fa1")
     assert snapshot is not None
@@ -251,28 +258,28 @@ def test_corrections_change_the_shift_count_not_the_total(
     board: LineBoard, clock: PinnedClock
 ) -> None:
     feed(board, clock, 16_250_300, 3)
-    board.correct("fa1", "eol/passed", 5)
-    board.correct("fa1", "eol/passed", -2)
+    correct(board, "eol/passed", 5)
+    correct(board, "eol/passed", -2)
     state = fa1(board)
     assert (state["shift_count"], state["corrections"], state["total"]) == (6, 3, 16_250_300)
     with pytest.raises(Refused) as unknown:
-        board.correct("fa1", "eol/painted", 1)
+        correct(board, "eol/painted", 1)
     assert unknown.value.code == "unknown_counter"
     with pytest.raises(Refused) as negative:
-        board.correct("fa1", "eol/passed", -7)
+        correct(board, "eol/passed", -7)
     assert negative.value.code == "negative_count"
     assert fa1(board)["shift_count"] == 6
     clock.now = dt.datetime(2026, 11, 25, 14, 0, 30, tzinfo=BERLIN).astimezone(dt.UTC)
     assert (fa1(board)["shift_count"], fa1(board)["corrections"]) == (0, 0)
     clock.now = dt.datetime(2026, 12, 25, 10, 0, tzinfo=BERLIN).astimezone(dt.UTC)
     with pytest.raises(Refused) as no_shift:
-        board.correct("fa1", "eol/passed", 1)
+        correct(board, "eol/passed", 1)
     assert no_shift.value.code == "no_shift"
 
 
 def test_changes_carry_baselines_and_finished_shifts(board: LineBoard, clock: PinnedClock) -> None:
     feed(board, clock, 16_250_300, 3)
-    board.correct("fa1", "eol/passed", 2)
+    correct(board, "eol/passed", 2)
     changes = board.take_changes()
     record = changes.current["fa1"]
     assert record is not None
@@ -301,7 +308,7 @@ def test_restored_baselines_keep_the_shift_count_after_a_restart(
 ) -> None:
     feed(board, clock, 16_250_300, 1, ago_s=600)
     feed(board, clock, 16_250_320, 20)
-    board.correct("fa1", "eol/passed", 1)
+    correct(board, "eol/passed", 1)
     records = {k: v for k, v in board.take_changes().current.items() if v is not None}
     clock.advance(minutes=5)
     restarted = LineBoard(plant, stale_after_s=30, clock=clock)
