@@ -66,9 +66,10 @@ class SoleLease:
 class PostgresLease:
     """An advisory lock on a connection of its own to the shared store."""
 
-    def __init__(self, conninfo: str, where: str):
+    def __init__(self, conninfo: str, where: str, check_timeout_s: float = CHECK_TIMEOUT_S):
         self._conninfo = conninfo
         self._where = where
+        self._timeout_s = check_timeout_s
         self._connection: psycopg.AsyncConnection[tuple[object, ...]] | None = None
         self._holding = False
         self._failing = False
@@ -76,7 +77,7 @@ class PostgresLease:
     async def held(self) -> bool:
         """Take the lock when free, or check that the session holding it is alive."""
         try:
-            await asyncio.wait_for(self._take_or_keep(), CHECK_TIMEOUT_S)
+            await asyncio.wait_for(self._take_or_keep(), self._timeout_s)
         except (psycopg.Error, OSError, TimeoutError) as exc:
             if self._holding:
                 log.error("alerts: lost the alert lease (%s); another replica takes over", exc)
@@ -102,7 +103,7 @@ class PostgresLease:
             self._connection = await psycopg.AsyncConnection.connect(
                 self._conninfo,
                 autocommit=True,
-                connect_timeout=int(CHECK_TIMEOUT_S),
+                connect_timeout=max(1, int(self._timeout_s)),
                 application_name="taktline-server alert lease",
             )
             for name, value in KEEPALIVE_SETTINGS.items():
@@ -123,8 +124,9 @@ class PostgresLease:
                 await connection.close()
 
 
-def lease_for(database: Database) -> Lease:
-    """The lease of this store: sole for SQLite, an advisory lock for PostgreSQL."""
+def lease_for(database: Database, check_timeout_s: float = CHECK_TIMEOUT_S) -> Lease:
+    """The lease of this store: sole for SQLite, an advisory lock for PostgreSQL (each call to
+    `held` bounded by `check_timeout_s`)."""
     if database.dialect == "sqlite":
         return SoleLease()
-    return PostgresLease(database.conninfo(), database.where)
+    return PostgresLease(database.conninfo(), database.where, check_timeout_s)

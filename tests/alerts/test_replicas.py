@@ -25,6 +25,9 @@ from tests.alerts.test_lifecycle import (
 from tests.fixtures.postgres import PostgresService
 from tests.fixtures.smtp import SmtpServer
 
+PATIENT_S = 60.0
+"""The lease's check timeout here: a loaded CI machine must not look like a lost database."""
+
 
 @asynccontextmanager
 async def replica(
@@ -33,7 +36,7 @@ async def replica(
     """One replica's alert engine and lease on the shared store (not yet running or
     following: the test decides, as the server's evaluation loop does)."""
     store = StateStore(url)
-    lease = lease_for(store.database)
+    lease = lease_for(store.database, PATIENT_S)
     assert isinstance(lease, PostgresLease)
     engine = AlertEngine(
         roster_plant(),
@@ -84,7 +87,7 @@ async def test_one_lease_at_a_time_and_it_passes_on_when_released(
     url = postgres.new_database()
     store = StateStore(url)
     try:
-        one, two = lease_for(store.database), lease_for(store.database)
+        one, two = lease_for(store.database, PATIENT_S), lease_for(store.database, PATIENT_S)
         assert await one.held() is True
         assert await two.held() is False
         assert await one.held() is True  # kept
@@ -102,7 +105,7 @@ async def test_a_holder_whose_session_ends_loses_the_lease_to_the_other(
     url = postgres.new_database()
     store = StateStore(url)
     try:
-        one, two = lease_for(store.database), lease_for(store.database)
+        one, two = lease_for(store.database, PATIENT_S), lease_for(store.database, PATIENT_S)
         assert await one.held() and not await two.held()
         with postgres.connect(url) as admin:  # the holder's session is killed
             admin.execute(
