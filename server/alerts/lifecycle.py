@@ -232,19 +232,15 @@ class AlertEngine:
         """Show the open alerts as stored by the replica running them. Raises StoreError."""
         stored = await asyncio.to_thread(self.store.open_alerts)
         async with self._lock:
-            before = {alert.id: alert for alert in self._open.values()}
+            before = self._shown(self._open.values())
             self._open = {alert.id: alert for alert in stored}
             self._by_key = {alert.key: alert for alert in stored}
+        after = self._shown(stored)
         changed = {
             line
-            for alert_id in before.keys() ^ self._open.keys()
-            for line in (before.get(alert_id) or self._open[alert_id]).lines
-        }
-        changed |= {
-            line
-            for alert in stored
-            if alert.id in before and before[alert.id].state != alert.state
-            for line in alert.lines
+            for alert_id in before.keys() | after.keys()
+            if before.get(alert_id) != after.get(alert_id)
+            for line in (after.get(alert_id) or before[alert_id])[1]
         }
         self._changed(changed)
 
@@ -264,6 +260,10 @@ class AlertEngine:
             for line in alert.lines:
                 by_line[line].append(shown)
         return dict(by_line)
+
+    def _shown(self, alerts: Iterable[Alert]) -> dict[int, tuple[LineAlert, tuple[str, ...]]]:
+        """What screens show of each alert, and on which lines."""
+        return {alert.id: (line_alert(self.plant, alert), alert.lines) for alert in alerts}
 
     async def find(self, alert_id: int) -> Alert | None:
         """An alert by id: open, or from the store. Raises StoreError."""
