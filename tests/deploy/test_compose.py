@@ -5,8 +5,11 @@ are interpolated from .env.example the way compose does it, then validated again
 Specification's JSON schema (deploy/schema/compose-spec.json) and cross-checked: what compose
 itself would resolve (services, volumes, mounted files), that each taktline container's config
 passes `taktline check-config` with the environment compose gives it, and that this
-environment is exactly the secrets taktline reads. Mosquitto runs for real with the stack's
-mosquitto.conf, ACL and password script (paths and port moved to a temporary folder).
+environment is exactly the secrets taktline reads. The overrides (docker-compose.influxdb3.yml,
+docker-compose.replicas.yml) are merged into docker-compose.yml by compose's rules where a test
+needs the result. Mosquitto runs for real with the stack's mosquitto.conf, ACL and password
+script (paths and port moved to a temporary folder), PostgreSQL's health check against a real
+PostgreSQL.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel
+from sqlalchemy import make_url
 
 from taktline.cli import main
 from taktline.config import load_edge_config, load_plant, load_server_config
@@ -40,6 +44,7 @@ from taktline.model import Plant
 from taktline.model.secrets import SecretRef
 from taktline.model.sources import MqttSource
 from tests.deploy.test_dockerfile import HealthServer, check_healthcheck
+from tests.fixtures.postgres import PostgresService
 from tests.fixtures.services import MosquittoService, require_binary, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,9 +52,13 @@ DEPLOY = REPO / "deploy"
 CONFIG = DEPLOY / "config"
 COMPOSE = DEPLOY / "docker-compose.yml"
 COMPOSE_INFLUXDB3 = DEPLOY / "docker-compose.influxdb3.yml"
+COMPOSE_REPLICAS = DEPLOY / "docker-compose.replicas.yml"
+OVERRIDES = (COMPOSE_INFLUXDB3, COMPOSE_REPLICAS)
 ENV_EXAMPLE = DEPLOY / ".env.example"
 SCHEMA = DEPLOY / "schema" / "compose-spec.json"
 TAKTLINE_SERVICES = {"server", "edge-1", "edge-2", "sim"}
+REPLICAS = ("server", "server-2")
+"""The server replicas of docker-compose.replicas.yml."""
 
 VARIABLE = re.compile(
     r"\$\$|\$\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"
@@ -125,8 +134,11 @@ class Compose:
         return cls(raw, interpolate_tree(raw, env, used), used)
 
     def service(self, name: str) -> dict[str, Any]:
+        return self.services()[name]
+
+    def services(self) -> dict[str, dict[str, Any]]:
         services: dict[str, dict[str, Any]] = self.resolved["services"]
-        return services[name]
+        return services
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +154,11 @@ def compose(env: dict[str, str]) -> Compose:
 @pytest.fixture(scope="module")
 def compose_influxdb3(env: dict[str, str]) -> Compose:
     return Compose.load(COMPOSE_INFLUXDB3, env)
+
+
+@pytest.fixture(scope="module")
+def compose_replicas(env: dict[str, str]) -> Compose:
+    return Compose.load(COMPOSE_REPLICAS, env)
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +187,7 @@ def named_volumes(service: dict[str, Any]) -> list[str]:
 # --- the files against the compose specification ----------------------------------------------
 
 
-@pytest.mark.parametrize("file", [COMPOSE, COMPOSE_INFLUXDB3], ids=lambda f: f.name)
+@pytest.mark.parametrize("file", [COMPOSE, *OVERRIDES], ids=lambda f: f.name)
 def test_compose_file_follows_the_compose_specification(
     file: Path, env: dict[str, str], validator: jsonschema.protocols.Validator
 ) -> None:
@@ -198,9 +215,9 @@ def test_the_schema_is_vendored_with_its_source_and_licence() -> None:
 
 
 def test_every_variable_is_in_env_example_and_every_entry_is_used(
-    env: dict[str, str], compose: Compose, compose_influxdb3: Compose
+    env: dict[str, str], compose: Compose, compose_influxdb3: Compose, compose_replicas: Compose
 ) -> None:
-    used = compose.used | compose_influxdb3.used
+    used = compose.used | compose_influxdb3.used | compose_replicas.used
     assert used - set(env) == set(), "add these to .env.example"
     example_refs = set(re.findall(r"\$\{([A-Z0-9_]+)\}", ENV_EXAMPLE.read_text(encoding="utf-8")))
     assert set(env) - used - example_refs == set(), "stale entries in .env.example"
@@ -212,17 +229,25 @@ def test_env_example_holds_placeholders_not_secrets(env: dict[str, str]) -> None
         for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
         if line and not line.startswith("#")
     )
-    secrets = {k: v for k, v in raw.items() if re.search(r"PASSWORD|TOKEN", k)}
-    assert len(secrets) >= 7
+    secrets = {k: v for k, v in raw.items() if re.search(r"PASSWORD|TOKEN|KEY", k)}
+    assert len(secrets) >= 9
     for key, value in secrets.items():
         assert "change-me" in value or re.fullmatch(r"\$\{[A-Z0-9_]+\}", value), key
     assert env["INFLUXDB_ADMIN_TOKEN"].startswith("apiv3_")  # InfluxDB 3 takes it too
 
 
-def test_a_missing_secret_stops_compose(env: dict[str, str]) -> None:
-    without = {k: v for k, v in env.items() if k != "MQTT_EDGE_PASSWORD"}
-    with pytest.raises(InterpolationError, match="MQTT_EDGE_PASSWORD"):
-        Compose.load(COMPOSE, without)
+@pytest.mark.parametrize(
+    ("file", "secret"),
+    [
+        (COMPOSE, "MQTT_EDGE_PASSWORD"),
+        (COMPOSE_REPLICAS, "POSTGRES_PASSWORD"),
+        (COMPOSE_REPLICAS, "TAKTLINE_ACK_SIGNING_KEY"),
+    ],
+)
+def test_a_missing_secret_stops_compose(file: Path, secret: str, env: dict[str, str]) -> None:
+    without = {k: v for k, v in env.items() if k != secret}
+    with pytest.raises(InterpolationError, match=secret):
+        Compose.load(file, without)
 
 
 def test_env_file_is_never_committed() -> None:
@@ -235,10 +260,13 @@ def test_env_file_is_never_committed() -> None:
 # --- what compose would resolve ---------------------------------------------------------------
 
 
-def test_references_resolve(compose: Compose, compose_influxdb3: Compose) -> None:
-    services = compose.resolved["services"]
-    declared = set(compose.resolved["volumes"]) | set(compose_influxdb3.resolved["volumes"])
-    for name, service in (services | compose_influxdb3.resolved["services"]).items():
+def test_references_resolve(
+    compose: Compose, compose_influxdb3: Compose, compose_replicas: Compose
+) -> None:
+    overrides = (compose_influxdb3, compose_replicas)
+    services = compose.resolved["services"] | compose_replicas.resolved["services"]
+    declared = set(compose.resolved["volumes"]).union(*(o.resolved["volumes"] for o in overrides))
+    for name, service in [(n, s) for f in (compose, *overrides) for n, s in f.services().items()]:
         for dependency in service.get("depends_on", {}):
             assert dependency in services, f"{name} depends on {dependency}"
         for volume in named_volumes(service):
@@ -247,9 +275,10 @@ def test_references_resolve(compose: Compose, compose_influxdb3: Compose) -> Non
             assert host.exists(), f"{name}: {host}"
     for config in compose_influxdb3.service("influxdb").get("configs", []):
         assert config["source"] in compose_influxdb3.resolved["configs"]
-    assert set(compose.resolved["volumes"]) == {
-        v for s in services.values() for v in named_volumes(s)
-    }
+    for file in (compose, *overrides):
+        assert set(file.resolved["volumes"]) == {
+            v for s in file.resolved["services"].values() for v in named_volumes(s)
+        }
 
 
 def test_services_of_the_stack(compose: Compose) -> None:
@@ -393,14 +422,12 @@ def test_optional_server_blocks_work_once_uncommented(
 
 
 def test_every_taktline_config_file_is_mounted_and_valid(
-    compose: Compose, capsys: pytest.CaptureFixture[str]
+    compose: Compose, compose_replicas: Compose, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    mounted = {
-        host
-        for name in TAKTLINE_SERVICES
-        for host, _ in bind_mounts(compose.service(name))
-        if host.suffix == ".yaml"
-    }
+    services = [compose.service(name) for name in TAKTLINE_SERVICES]
+    services += [compose_replicas.service(name) for name in REPLICAS]
+    mounted = {host for service in services for host, _ in bind_mounts(service)}
+    mounted = {host for host in mounted if host.suffix == ".yaml"}
     files = set(CONFIG.glob("*.yaml"))
     assert files == mounted
     for file in sorted(files):
@@ -485,6 +512,157 @@ def test_influxdb3_variant_replaces_influxdb_and_the_datasource(
     datasource = grafana_datasource(compose_influxdb3).read_text(encoding="utf-8")
     needed = set(re.findall(r"\$\{([A-Z0-9_]+)\}", datasource))
     assert needed <= set(compose.service("grafana")["environment"])
+
+
+# --- server replicas on PostgreSQL (docker-compose.replicas.yml) ------------------------------
+
+
+def merged_service(base: Compose, override: Compose, name: str) -> dict[str, Any]:
+    """Service `name` as compose merges `override` into `base`: mappings key by key
+    (environment, depends_on), volumes by container path, anything else replaced."""
+    service = dict(base.services().get(name, {}))
+    for key, value in override.service(name).items():
+        if key == "volumes":
+            mounts = {v.split(":")[1]: v for v in [*service.get(key, []), *value]}
+            service[key] = list(mounts.values())
+        elif isinstance(value, dict) and isinstance(service.get(key), dict):
+            service[key] = service[key] | value
+        else:
+            service[key] = value
+    return service
+
+
+@pytest.fixture(scope="module")
+def replicas(compose: Compose, compose_replicas: Compose) -> dict[str, dict[str, Any]]:
+    return {name: merged_service(compose, compose_replicas, name) for name in REPLICAS}
+
+
+def test_replicas_override_adds_postgres_and_a_second_server(compose_replicas: Compose) -> None:
+    assert set(compose_replicas.services()) == {"postgres", *REPLICAS}
+    # merged_service's rules are compose's for these keys (lists other than volumes append)
+    assert set(compose_replicas.service("server")) == {"depends_on", "environment", "volumes"}
+
+
+def test_replicas_share_image_hardening_files_and_secrets(
+    replicas: dict[str, dict[str, Any]], env: dict[str, str]
+) -> None:
+    server, second = replicas["server"], replicas["server-2"]
+    alike = {"image", "build", "restart", "read_only", "tmpfs", "cap_drop", "security_opt"}
+    alike |= {"stop_grace_period", "logging", "command", "environment", "depends_on"}
+    for key in alike:
+        assert second[key] == server[key], key
+    assert set(second) == alike | {"volumes", "ports"}  # the image's health check, as `server`
+    assert server["read_only"] is True and server["cap_drop"] == ["ALL"]
+    assert server["depends_on"] == {
+        "mosquitto": {"condition": "service_healthy"},
+        "postgres": {"condition": "service_healthy"},
+    }
+    config = server["command"][server["command"].index("--config") + 1]
+    for service in (server, second):
+        assert dict(bind_mounts(service))[CONFIG / "server-replicas.yaml"] == config
+        assert CONFIG / "server.yaml" not in dict(bind_mounts(service))
+    assert bind_mounts(server) == bind_mounts(second)
+    assert named_volumes(second) == []  # nothing is kept in state_dir (see the next test)
+    assert server["ports"] == [f"{env['SERVER_PORT']}:8080"]
+    assert second["ports"] == [f"{env['SERVER_2_PORT']}:8080"]
+    assert env["SERVER_PORT"] != env["SERVER_2_PORT"]
+
+
+@pytest.mark.parametrize("name", REPLICAS)
+def test_replica_config_passes_check_config_with_its_environment(
+    name: str,
+    replicas: dict[str, dict[str, Any]],
+    env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    service = replicas[name]
+    environment: dict[str, str] = service["environment"]
+    assert all(environment.values())
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    file = container_files(service, tmp_path)
+    assert file.read_bytes() == (CONFIG / "server-replicas.yaml").read_bytes()
+    assert main(["check-config", str(file)]) == 0
+    assert "OK" in capsys.readouterr().out
+    assert set(environment) == secrets_read("server", file)
+    settings = load_server_config(file).settings
+    assert settings.state_store is not None
+    assert settings.state_store.reveal() == environment["TAKTLINE_STATE_STORE"]
+    signing_key = settings.alerts.delivery.ack.signing_key
+    assert signing_key is not None and signing_key.reveal() == env["TAKTLINE_ACK_SIGNING_KEY"]
+    # with both set, the server keeps nothing in state_dir (server/app.py, ack_tokens.py)
+    assert settings.live_bus.client_id is None  # two clients with one id throw each other off
+
+
+def test_replicas_file_is_the_server_file_with_a_shared_store() -> None:
+    single = load_server_config(CONFIG / "server.yaml").settings
+    shared = load_server_config(CONFIG / "server-replicas.yaml").settings
+    differ = {"state_store", "alerts", "live_bus"}
+    assert shared.model_dump(exclude=differ) == single.model_dump(exclude=differ)
+    assert shared.live_bus.model_dump(exclude={"client_id"}) == single.live_bus.model_dump(
+        exclude={"client_id"}
+    )
+    assert single.state_store is None and shared.state_store is not None
+    assert shared.alerts.model_dump(exclude={"delivery"}) == single.alerts.model_dump(
+        exclude={"delivery"}
+    )
+    assert single.alerts.delivery.ack.signing_key is None
+    assert shared.alerts.delivery.ack.signing_key is not None
+
+
+@pytest.mark.parametrize("password", ["from-env-example", "ab+/cd=="])
+def test_store_url_is_the_postgres_service_with_its_password(
+    password: str, compose: Compose, env: dict[str, str]
+) -> None:
+    """Also with a base64 password (openssl rand -base64), which has / and + in it."""
+    if password == "from-env-example":
+        password = env["POSTGRES_PASSWORD"]
+    override = Compose.load(COMPOSE_REPLICAS, env | {"POSTGRES_PASSWORD": password})
+    postgres = override.service("postgres")["environment"]
+    for name in REPLICAS:
+        url = make_url(
+            merged_service(compose, override, name)["environment"]["TAKTLINE_STATE_STORE"]
+        )
+        assert (url.drivername, url.host, url.port) == ("postgresql", "postgres", 5432)
+        assert (url.username, url.database) == (postgres["POSTGRES_USER"], postgres["POSTGRES_DB"])
+        assert url.password == postgres["POSTGRES_PASSWORD"] == password
+
+
+def test_postgres_service(compose_replicas: Compose) -> None:
+    postgres = compose_replicas.service("postgres")
+    environment = postgres["environment"]
+    assert postgres["image"] == "postgres:15"
+    assert "ports" not in postgres  # the replicas only
+    assert postgres["volumes"] == ["postgres-data:/var/lib/postgresql/data"]
+    assert postgres["user"] == "postgres" and postgres["read_only"] is True
+    assert postgres["cap_drop"] == ["ALL"] and "/var/run/postgresql" in postgres["tmpfs"]
+    assert postgres["restart"] == "unless-stopped"
+    assert postgres["healthcheck"]["test"] == [
+        "CMD",
+        "pg_isready",
+        "-h",
+        "127.0.0.1",  # not the socket, which the image's first-start setup serves
+        "-U",
+        environment["POSTGRES_USER"],
+        "-d",
+        environment["POSTGRES_DB"],
+    ]
+
+
+@pytest.mark.integration
+def test_postgres_healthcheck_command(compose_replicas: Compose, postgres: PostgresService) -> None:
+    test = compose_replicas.service("postgres")["healthcheck"]["test"]
+    pg_isready = require_binary("pg_isready", "postgresql-client")
+    ready = subprocess.run(
+        [pg_isready, *test[2:], "-p", str(postgres.port)], capture_output=True, timeout=30
+    )
+    assert ready.returncode == 0, ready.stdout
+    away = subprocess.run(
+        [pg_isready, *test[2:], "-p", str(free_port())], capture_output=True, timeout=30
+    )
+    assert away.returncode != 0
 
 
 # --- health checks ----------------------------------------------------------------------------
