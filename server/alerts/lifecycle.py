@@ -30,8 +30,9 @@ State lives in memory and is written through to the state store after each chang
 (`server.alerts.alert_store`); a failed write is logged once and retried with the next change or
 tick. A restart restores open alerts with their plans, the steps already alerted, the reminder
 time and acknowledgements: escalation carries on where it was (steps that fell due while the
-server was down are alerted at once). Results of messages still queued when the server stopped
-are recorded as `interrupted`.
+server was down are alerted at once). Messages of open, unacknowledged alerts still queued when
+the server stopped are recorded as `interrupted` and sent again (at least once). An
+acknowledgement is told to everyone else the alert reached (reason `acknowledged`).
 
 Without rosters in the plant, alerts are raised and shown but not sent (logged once).
 
@@ -40,8 +41,9 @@ the lease runs the alerts (`take_over`: the restart path above). The others `fol
 show the open alerts as stored, and acknowledge in the store (`acknowledge` works on any
 replica); the running engine adopts those acknowledgements before each tick and before an
 acknowledgement of its own, and never writes one back over (`AlertStore.save`). An engine
-that loses the lease `stand_by`s: its queued messages are dropped (recorded as interrupted by
-the next holder) and its unsaved changes are not written over the next holder's.
+that loses the lease `stand_by`s: its queued messages are dropped (the next holder records
+them as interrupted and sends them again) and its unsaved changes are not written over the
+next holder's.
 """
 
 from __future__ import annotations
