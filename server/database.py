@@ -20,17 +20,22 @@ raised as `StoreError`, naming where the store is (a PostgreSQL URL without its 
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, MetaData, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event, make_url, text
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 SQLITE_FILE = "server.sqlite"
+SCHEMA_LOCK_KEY = int.from_bytes(
+    hashlib.sha256(b"taktline schema").digest()[:8], "big", signed=True
+)
+"""The advisory lock held while tables are made (per database, released at commit)."""
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 Dialect = Literal["sqlite", "postgresql"]
@@ -60,8 +65,11 @@ class Database:
         return _postgres(location)
 
     def create(self, metadata: MetaData) -> None:
-        """Create the tables and indexes of `metadata` that do not exist yet."""
+        """Create the tables and indexes of `metadata` that do not exist yet. On PostgreSQL one
+        replica at a time (replicas starting together would both see no table and collide)."""
         with self.transaction() as db:
+            if self.dialect == "postgresql":
+                db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
             metadata.create_all(db, checkfirst=True)
 
     def conninfo(self) -> str:

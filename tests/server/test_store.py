@@ -3,12 +3,15 @@ and opened again; PostgreSQL's errors and restarts; a file made by an earlier ve
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
+from server.alerts.alert_store import AlertStore
 from server.database import SQLITE_FILE, StoreError
 from server.persisted import AuditEntry, Changes, FinishedShift, ShiftRecord
 from server.store import StateStore
@@ -164,3 +167,21 @@ def test_a_postgresql_restart_fails_calls_while_it_is_down_and_none_after(
             postgres.start()
         store.save(Changes({"fa1": record("fa1", START, 160)}))
         assert store.current()["fa1"].output_count() == 59
+
+
+def test_replicas_starting_together_on_an_empty_database_both_start(
+    postgres: PostgresService,
+) -> None:
+    """Both see no tables; without a lock the second CREATE TABLE fails (seen 20 of 20)."""
+
+    def start(url: str, barrier: threading.Barrier) -> None:
+        barrier.wait()
+        with StateStore(url) as store:
+            AlertStore(store)
+
+    for _ in range(5):
+        url, barrier = postgres.new_database(), threading.Barrier(2)
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            started = [pool.submit(start, url, barrier) for _ in range(2)]
+            for future in started:
+                future.result(timeout=60)
