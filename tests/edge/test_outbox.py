@@ -265,7 +265,7 @@ async def test_an_outbox_of_the_previous_layout_keeps_its_states_and_cursors(
         (layout,) = db.execute(
             "SELECT sql FROM sqlite_master WHERE name = 'counter_state'"
         ).fetchone()
-        assert "WITHOUT ROWID" in layout
+        assert "counter INTEGER PRIMARY KEY" in layout
     async with Outbox(file, ["influxdb", "live"], max_records=1000) as outbox:  # migrated once
         assert (outbox.cursor("influxdb"), outbox.cursor("live"), outbox.last_seq) == (4, 6, 8)
         assert len(await outbox.states()) == 2
@@ -338,10 +338,105 @@ async def test_a_layout_2_outbox_gets_counter_ids_and_its_sequence_never_goes_ba
             (7, 107, PATH),
         ]
     with sqlite3.connect(kept) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (3,)
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (4,)
         columns = {row[1] for row in db.execute("PRAGMA table_info(updates)")}
         assert "site" not in columns and "counter" in columns
-        assert db.execute("SELECT path FROM counters").fetchall() == [(str(PATH),)]
+        assert db.execute("SELECT path FROM counters ORDER BY id").fetchall() == [
+            (str(PATH),),
+            ("neustadt/final/fa1/eol/failed",),  # it had a state, no stored update
+        ]
+
+
+LAYOUT_3 = """
+CREATE TABLE counters (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE);
+CREATE TABLE updates (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    counter INTEGER NOT NULL,
+    ts_ns INTEGER NOT NULL, raw INTEGER, total INTEGER NOT NULL, delta INTEGER NOT NULL,
+    quality TEXT NOT NULL, stored_ns INTEGER NOT NULL
+);
+CREATE TABLE counter_state (counter TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE cursors (sink TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE gaps (
+    first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, count INTEGER NOT NULL,
+    dropped_ns INTEGER NOT NULL
+);
+CREATE TABLE dead_letters (
+    sink TEXT NOT NULL, seq INTEGER NOT NULL, counter TEXT NOT NULL,
+    ts_ns INTEGER NOT NULL, raw INTEGER, total INTEGER NOT NULL, delta INTEGER NOT NULL,
+    quality TEXT NOT NULL, reason TEXT NOT NULL, parked_ns INTEGER NOT NULL,
+    PRIMARY KEY (sink, seq)
+);
+PRAGMA user_version = 3;
+"""
+
+
+async def test_a_layout_3_outbox_keys_its_states_by_counter_id_and_keeps_everything(
+    tmp_path: Path,
+) -> None:
+    """Layout 3 keyed counter states by path; layout 4 by the id of the `counters` table. A
+    state whose counter has no stored update (its rows pruned) gets an id too."""
+    file = tmp_path / "o.db"
+    failed = "neustadt/final/fa1/eol/failed"
+    with sqlite3.connect(file) as db:  # as an edge of layout 3 left it
+        db.executescript(LAYOUT_3)
+        db.execute("INSERT INTO counters (id, path) VALUES (1, ?)", (str(PATH),))
+        db.executemany(
+            "INSERT INTO updates (counter, ts_ns, raw, total, delta, quality, stored_ns)"
+            " VALUES (1, ?, ?, ?, 1, 'good', 1700000000000000000)",
+            [(1_700_000_000_000_000_000 + n, n, 100 + n) for n in range(1, 6)],
+        )
+        db.execute("DELETE FROM updates WHERE seq <= 2")
+        db.executemany(
+            "INSERT INTO counter_state VALUES (?, ?)",
+            [(str(PATH), '{"kind":"total","total":105}'), (failed, '{"kind":"total","total":9}')],
+        )
+        db.executemany("INSERT INTO cursors VALUES (?, ?)", [("live", 4), ("influxdb", 2)])
+    async with Outbox(file, ["influxdb", "live"], max_records=1000) as outbox:
+        assert await outbox.states() == {
+            str(PATH): {"kind": "total", "total": 105},
+            failed: {"kind": "total", "total": 9},
+        }
+        assert (outbox.cursor("influxdb"), outbox.cursor("live"), outbox.last_seq) == (2, 4, 5)
+        assert [s.update.total for s in await outbox.read_after("influxdb", 10)] == [103, 104, 105]
+        assert await outbox.append([update(106)], {failed: '{"kind":"total","total":10}'}) == 6
+        assert (await outbox.states())[failed] == {"kind": "total", "total": 10}
+    with sqlite3.connect(file) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (4,)
+        assert db.execute(
+            "SELECT c.path, s.counter FROM counter_state AS s JOIN counters AS c"
+            " ON c.id = s.counter ORDER BY s.counter"
+        ).fetchall() == [(str(PATH), 1), (failed, 2)]
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+        assert "counter_state_3" not in tables
+    async with Outbox(file, ["influxdb", "live"], max_records=1000) as outbox:  # migrated once
+        assert outbox.last_seq == 6
+        assert len(await outbox.states()) == 2
+
+
+async def test_a_sink_reads_the_same_updates_from_memory_as_from_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The newest updates are read from memory (at most 2 x TAIL_MOST); a sink behind them
+    reads the file; a reopened outbox has only the file. All three give the same updates."""
+    monkeypatch.setattr("edge.outbox.TAIL_MOST", 4)
+    file = tmp_path / "o.db"
+    other = CounterPath("neustadt", "final", "fa1", "eol", "failed")
+    async with Outbox(file, ["live", "influxdb"], max_records=1000) as outbox:
+        for n in range(1, 31, 3):
+            batch = [update(n), update(n + 1, path=other), update(n + 2, delta=2)]
+            await outbox.append(batch, {str(PATH): f'{{"total":{n + 2}}}'})
+        await outbox.advance("live", 27)
+        from_memory = await outbox.read_after("live", 10)  # within the newest 4 to 8
+        behind = await outbox.read_after("influxdb", 100)  # before them: from the file
+        assert [s.seq for s in from_memory] == [28, 29, 30]
+        assert await outbox.read_from(28, 1) == from_memory[1:2]
+    async with Outbox(file, ["live", "influxdb"], max_records=1000) as outbox:
+        assert await outbox.read_after("live", 10) == from_memory
+        assert await outbox.read_after("influxdb", 100) == behind
+    assert [s.seq for s in behind] == list(range(1, 31))
+    assert [s.update.total for s in behind] == list(range(1, 31))
+    assert behind[27:] == from_memory
 
 
 async def test_drop_oldest_makes_room_records_the_gap_and_keeps_the_states(
