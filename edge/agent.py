@@ -66,6 +66,12 @@ _MAX_BATCH = 10_000
 """Most readings in one commit; a batch also stays below a tenth of the outbox, so it always
 fits once the sinks made room."""
 
+GC_YOUNG_THRESHOLD = 50_000
+"""Net allocations of container objects between two young collections (Python's default: 700).
+At 10,000 updates/s the default ran over a hundred collections a second, each walking the
+batches then in flight: 9% of the edge's CPU. Nearly everything is freed by reference counting;
+the rare cycles (asyncio's exceptions, futures) are still collected, just later."""
+
 CollectorFactory = Callable[[Source, Path], Collector]
 
 
@@ -349,8 +355,10 @@ async def run_edge(config: EdgeConfig) -> None:
 
     What the start made (modules, plant model, counters, sessions) lives as long as the process,
     so it is moved out of the garbage collector's sight (`gc.freeze`): every full collection
-    would otherwise walk all of it again while updates stream through.
+    would otherwise walk all of it again while updates stream through. Young collections run
+    every GC_YOUNG_THRESHOLD allocations instead of Python's 700 (see there).
     """
     async with EdgeAgent(config) as agent:
         gc.freeze()
+        gc.set_threshold(GC_YOUNG_THRESHOLD)
         await agent.run()
