@@ -146,11 +146,15 @@ def publish_packet(
 ) -> bytes:
     """PUBLISH at QoS 1; `topic` is length-prefixed already (see `binary`)."""
     properties = b"\x00" if version == "5" else b""
-    body = b"".join((topic, packet_id.to_bytes(2, "big"), properties, payload))
+    size = len(topic) + 2 + len(properties) + len(payload)
     first = _PUBLISH_QOS1 | (_RETAIN if retain else 0)
-    if len(body) < 0x80:
-        return bytes((first, len(body))) + body
-    return bytes((first,)) + varint(len(body)) + body
+    if size < 0x80:
+        head = bytes((first, size))
+    elif size < 0x4000:  # the usual live-bus message: two length bytes, made here
+        head = bytes((first, size & 0x7F | 0x80, size >> 7))
+    else:
+        head = bytes((first,)) + varint(size)
+    return b"".join((head, topic, packet_id.to_bytes(2, "big"), properties, payload))
 
 
 def publish_qos0_packet(

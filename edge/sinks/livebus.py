@@ -42,7 +42,7 @@ from edge.sinks.base import SinkHealth
 from edge.sinks.errors import SinkUnavailableError
 from edge.sinks.forwarder import DEFAULT_BACKOFF, Backoff, jittered
 from edge.sinks.livebus_connection import BrokerConnection, open_broker
-from edge.sinks.livebus_messages import Topics, coalesce, counter_body
+from edge.sinks.livebus_messages import Stamps, Topics, coalesce, counter_body
 from taktline.livebus import EdgeStatus, edge_health_topic, edge_status_topic
 from taktline.model.connections import MqttConnection
 from taktline.mqttwire import Will, binary
@@ -104,6 +104,7 @@ class LiveBusSink:
         self._status_topic_field = binary(self._status_topic.encode())
         self._health_topic_field = binary(edge_health_topic(edge_id).encode())
         self._topics = Topics()
+        self._stamps = Stamps()
         self._sending = asyncio.Lock()
         self._window = WINDOW - 1
         self._failing = False
@@ -163,10 +164,10 @@ class LiveBusSink:
         acknowledged all of them."""
         loop = asyncio.get_running_loop()
         started = loop.time()
-        topic = self._topics
+        topic, stamps = self._topics, self._stamps
         messages = [
-            (topic(c.update.counter), counter_body(c.update, c.delta).encode())
-            for c in coalesce(updates)
+            (topic(update.counter), counter_body(update, delta, stamps).encode())
+            for update, delta in coalesce(updates)
         ]
         await self._publish(messages, ACK_TIMEOUT_S)
         # the rate limit: hold the next batch back (its rows gather in the outbox meanwhile)

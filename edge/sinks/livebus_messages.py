@@ -8,8 +8,9 @@ delivered). Bodies follow `taktline.livebus.CounterMessage`, formatted directly.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from taktline.livebus import counter_topic, format_ts
 from taktline.model.paths import CounterPath
@@ -17,8 +18,7 @@ from taktline.mqttwire import binary
 from taktline.records import CounterUpdate
 
 
-@dataclass(frozen=True, slots=True)
-class Coalesced:
+class Coalesced(NamedTuple):
     """The newest update of one counter in a batch and the sum of its deltas there."""
 
     update: CounterUpdate
@@ -26,23 +26,62 @@ class Coalesced:
 
 
 def coalesce(updates: Sequence[CounterUpdate]) -> list[Coalesced]:
-    """One entry per counter, in order of each counter's first update in the batch."""
+    """One entry per counter, in order of each counter's first update in the batch.
+
+    A counter path hashes in Python (a frozen dataclass), so each is looked up once where it
+    can be: most counters change once a batch.
+    """
     newest: dict[CounterPath, CounterUpdate] = {}
-    deltas: dict[CounterPath, int] = {}
+    summed: dict[CounterPath, int] = {}
+    """Delta sums of the counters with more than one update."""
     for update in updates:
-        path = update.counter
-        newest[path] = update
-        deltas[path] = deltas.get(path, 0) + update.delta
-    return [Coalesced(update, deltas[path]) for path, update in newest.items()]
+        known = len(newest)
+        previous = newest.setdefault(update.counter, update)
+        if len(newest) == known:  # a repeat: the newest update, the deltas summed
+            path = update.counter
+            summed[path] = summed.get(path, previous.delta) + update.delta
+            newest[path] = update
+    if not summed:
+        return [Coalesced(update, update.delta) for update in newest.values()]
+    return [Coalesced(update, summed.get(path, update.delta)) for path, update in newest.items()]
 
 
-def counter_body(update: CounterUpdate, delta: int) -> str:
-    """The JSON body of a counter topic (`CounterMessage`), with the coalesced `delta`."""
-    raw = "null" if update.raw is None else str(update.raw)
+def counter_body(update: CounterUpdate, delta: int, stamps: Stamps | None = None) -> str:
+    """The JSON body of a counter topic (`CounterMessage`), with the coalesced `delta`;
+    `stamps` formats its `ts` (`format_ts` without)."""
+    _, ts, raw, total, _, quality = update
+    stamp = stamps(ts) if stamps is not None else format_ts(ts)
+    raw_text = "null" if raw is None else raw
     return (
-        f'{{"total":{update.total},"delta":{delta},"raw":{raw},'
-        f'"quality":"{update.quality.value}","ts":"{format_ts(update.ts)}"}}'
+        f'{{"total":{total},"delta":{delta},"raw":{raw_text},'
+        f'"quality":"{quality.value}","ts":"{stamp}"}}'
     )
+
+
+_MILLIS = [f"{ms:03d}Z" for ms in range(1000)]
+
+
+class Stamps:
+    """`format_ts` for many datetimes close in time: the text up to the second is made once per
+    second (a quarter of the cost); datetimes not in UTC go to `format_ts`."""
+
+    MOST = 4096
+    """Seconds remembered; past this the memory starts over."""
+
+    def __init__(self) -> None:
+        self._seconds: dict[float, str] = {}
+
+    def __call__(self, ts: dt.datetime) -> str:
+        """`format_ts(ts)`: ISO 8601, UTC, milliseconds, `Z`."""
+        if ts.tzinfo is not dt.UTC:
+            return format_ts(ts)
+        second = ts.timestamp() // 1
+        prefix = self._seconds.get(second)
+        if prefix is None:
+            if len(self._seconds) >= self.MOST:
+                self._seconds.clear()
+            prefix = self._seconds[second] = format_ts(ts)[:-4]
+        return prefix + _MILLIS[ts.microsecond // 1000]
 
 
 class Topics:

@@ -17,12 +17,13 @@ import pytest
 from edge.outbox import Outbox
 from edge.sinks.forwarder import Backoff, forward
 from edge.sinks.livebus import LiveBusSink
-from edge.sinks.livebus_messages import coalesce, counter_body
+from edge.sinks.livebus_messages import Stamps, coalesce, counter_body
 from taktline.livebus import (
     COUNTER_SUBSCRIPTION,
     CounterMessage,
     counter_topic,
     edge_status_topic,
+    format_ts,
     parse_counter_topic,
 )
 from taktline.localbroker import free_port
@@ -216,6 +217,29 @@ def test_the_body_is_the_contract_message_with_the_summed_delta() -> None:
     assert json.loads(counter_body(first, 2)) == json.loads(
         CounterMessage.from_update(first).model_dump_json()
     )
+
+
+def test_counters_are_coalesced_in_order_of_their_first_update_with_summed_deltas() -> None:
+    other = CounterPath("neustadt", "final", "fa1", "eol", "failed")
+    batch = [update(1), CounterUpdate(other, T0, 4, 4, 4), update(2), update(3)]
+    assert [(c.update, c.delta) for c in coalesce(batch)] == [
+        (batch[3], batch[0].delta + batch[2].delta + batch[3].delta),
+        (batch[1], 4),
+    ]
+
+
+def test_stamps_format_like_format_ts() -> None:
+    """Cached by the second, also across second boundaries, and for datetimes not in UTC."""
+    stamps = Stamps()
+    base = dt.datetime(2026, 11, 26, 23, 59, 58, tzinfo=dt.UTC)
+    times = [base + dt.timedelta(microseconds=us) for us in range(0, 3_000_000, 9_997)]
+    times += [base + dt.timedelta(seconds=1, microseconds=us) for us in (0, 999, 1000, 999_999)]
+    times += [
+        base.astimezone(dt.timezone(dt.timedelta(hours=2))),
+        base.replace(tzinfo=None),
+        dt.datetime(1601, 1, 1, tzinfo=dt.UTC),
+    ]
+    assert [stamps(ts) for ts in times + times] == [format_ts(ts) for ts in times + times]
 
 
 async def test_a_batch_publishes_each_counters_newest_total_once(

@@ -92,7 +92,9 @@ def committed(state_dir: Path, counter: str = COUNTER) -> tuple[int, int]:
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
         try:
             row = db.execute(
-                "SELECT state FROM counter_state WHERE counter = ?", (counter,)
+                "SELECT s.state FROM counter_state AS s JOIN counters AS c ON c.id = s.counter"
+                " WHERE c.path = ?",
+                (counter,),
             ).fetchone()
             (deltas,) = db.execute("SELECT COALESCE(SUM(delta), 0) FROM updates").fetchone()
         except sqlite3.OperationalError:  # the edge has not created its tables yet
