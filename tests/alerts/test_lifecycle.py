@@ -90,7 +90,12 @@ def tokens(clock: Clock) -> AckTokens:
 
 @asynccontextmanager
 async def running_engine(
-    plant: Plant, location: Path | str, clock: Clock, smtp: SmtpServer, **options: Any
+    plant: Plant,
+    location: Path | str,
+    clock: Clock,
+    smtp: SmtpServer,
+    policy: RetryPolicy = FAST,
+    **options: Any,
 ) -> AsyncIterator[AlertEngine]:
     store = StateStore(location)
     try:
@@ -98,7 +103,7 @@ async def running_engine(
             plant,
             AlertStore(store),
             clock=clock,
-            policy=FAST,
+            policy=policy,
             smtp=relay(smtp),
             tokens=tokens(clock),
             public_url=PUBLIC_URL,
@@ -107,6 +112,22 @@ async def running_engine(
             yield engine
     finally:
         store.close()
+
+
+@asynccontextmanager
+async def relay_down(
+    plant: Plant, location: Path | str, clock: Clock, port: int
+) -> AsyncIterator[AlertEngine]:
+    """An engine whose SMTP relay (`port`) does not answer: a mail waits 30-60 s for its
+    second attempt, so it is still pending when the engine stops."""
+    async with running_engine(
+        plant,
+        location,
+        clock,
+        SmtpServer("127.0.0.1", port),
+        policy=RetryPolicy(max_attempts=5, min_backoff_s=30, max_backoff_s=60),
+    ) as engine:
+        yield engine
 
 
 async def ticks(engine: AlertEngine, clock: Clock, minutes: int) -> None:
@@ -451,20 +472,9 @@ async def test_messages_a_stop_left_unanswered_are_sent_again_after_the_restart(
     clock = Clock(berlin(10))
     plant = roster_plant()
     port = free_port()
-    store = StateStore(state_location)
-    try:
-        first = AlertEngine(
-            plant,
-            AlertStore(store),
-            clock=clock,
-            policy=RetryPolicy(max_attempts=5, min_backoff_s=30, max_backoff_s=60),
-            smtp=relay(SmtpServer("127.0.0.1", port)),  # down: the mail waits for a 2nd try
-        )
-        async with first:
-            await first.handle([stopped(clock.now)])
-            await asyncio.sleep(0.5)
-    finally:
-        store.close()
+    async with relay_down(plant, state_location, clock, port) as first:
+        await first.handle([stopped(clock.now)])
+        await asyncio.sleep(0.5)
     clock.advance(minutes=2)
     with run_smtp(port=port) as smtp_server:  # the relay is back
         async with running_engine(plant, state_location, clock, smtp_server) as second:
@@ -490,20 +500,9 @@ async def test_an_acknowledged_alert_is_not_sent_again_after_the_restart(
 ) -> None:
     clock = Clock(berlin(10))
     plant = roster_plant()
-    store = StateStore(state_location)
-    try:
-        first = AlertEngine(
-            plant,
-            AlertStore(store),
-            clock=clock,
-            policy=RetryPolicy(max_attempts=5, min_backoff_s=30, max_backoff_s=60),
-            smtp=relay(SmtpServer("127.0.0.1", free_port())),  # down
-        )
-        async with first:
-            await first.handle([stopped(clock.now)])
-            await first.acknowledge(1, "Ben at the line", "api")
-    finally:
-        store.close()
+    async with relay_down(plant, state_location, clock, free_port()) as first:
+        await first.handle([stopped(clock.now)])
+        await first.acknowledge(1, "Ben at the line", "api")
     async with running_engine(plant, state_location, clock, smtp_server) as second:
         await second.settle()
         [alert] = second.open_alerts()

@@ -69,6 +69,22 @@ async def step(engine: AlertEngine, lease: PostgresLease) -> bool:
     return False
 
 
+@asynccontextmanager
+async def a_runs_b_follows(
+    url: str, clock: Clock, smtp: SmtpServer, **options: Any
+) -> AsyncIterator[tuple[AlertEngine, PostgresLease, AlertEngine, PostgresLease]]:
+    """Replica a holds the lease and has raised fa1's stop alert (the lead's mail sent); b
+    follows."""
+    async with (
+        replica(url, clock, smtp, **options) as (a, a_lease),
+        replica(url, clock, smtp, **options) as (b, b_lease),
+    ):
+        assert await step(a, a_lease) and not await step(b, b_lease)
+        await a.handle([stopped(clock.now)])
+        await a.settle()
+        yield a, a_lease, b, b_lease
+
+
 async def minutes(clock: Clock, count: int, *engines: AlertEngine) -> None:
     """Move the clock a minute at a time; the running engine ticks, the others follow."""
     for _ in range(count):
@@ -132,13 +148,7 @@ async def test_a_follower_shows_the_alert_and_its_acknowledgement_stops_escalati
 ) -> None:
     url = postgres.new_database()
     clock = Clock(berlin(10))
-    async with (
-        replica(url, clock, smtp_server) as (a, a_lease),
-        replica(url, clock, smtp_server) as (b, b_lease),
-    ):
-        assert await step(a, a_lease) and not await step(b, b_lease)
-        await a.handle([stopped(clock.now)])
-        await a.settle()
+    async with a_runs_b_follows(url, clock, smtp_server) as (a, _, b, _):
         await b.follow()
         [shown] = b.open_alerts()
         assert (shown.id, shown.state, b.line_alerts()["fa1"][0].id) == (1, "notified", 1)
@@ -170,14 +180,7 @@ async def test_the_running_engine_never_writes_an_acknowledgement_back(
     next write of the alert (a reminder) must not take the acknowledgement back."""
     url = postgres.new_database()
     clock = Clock(berlin(10))
-    async with (
-        replica(url, clock, smtp_server, repeat_minutes=1) as (a, a_lease),
-        replica(url, clock, smtp_server) as (b, b_lease),
-    ):
-        await step(a, a_lease)
-        await step(b, b_lease)
-        await a.handle([stopped(clock.now)])
-        await a.settle()
+    async with a_runs_b_follows(url, clock, smtp_server, repeat_minutes=1) as (a, _, b, _):
         [alert] = a.open_alerts()
         await b.acknowledge(1, "anna", "link")
         clock.advance(minutes=2)
@@ -224,14 +227,12 @@ async def test_a_replica_that_loses_the_lease_stops_sending(
 ) -> None:
     url = postgres.new_database()
     clock = Clock(berlin(10))
-    async with (
-        replica(url, clock, smtp_server, repeat_minutes=0) as (a, a_lease),
-        replica(url, clock, smtp_server, repeat_minutes=0) as (b, b_lease),
+    async with a_runs_b_follows(url, clock, smtp_server, repeat_minutes=0) as (
+        a,
+        a_lease,
+        b,
+        b_lease,
     ):
-        await step(a, a_lease)
-        await step(b, b_lease)
-        await a.handle([stopped(clock.now)])
-        await a.settle()
         with postgres.connect(url) as admin:  # a's lease session ends (network, PG restart)
             admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_locks"
@@ -254,13 +255,7 @@ async def test_an_acknowledgement_on_the_follower_is_told_to_the_others_by_the_r
 ) -> None:
     url = postgres.new_database()
     clock = Clock(berlin(10))
-    async with (
-        replica(url, clock, smtp_server, repeat_minutes=0) as (a, a_lease),
-        replica(url, clock, smtp_server, repeat_minutes=0) as (b, b_lease),
-    ):
-        await step(a, a_lease)
-        await step(b, b_lease)
-        await a.handle([stopped(clock.now)])
+    async with a_runs_b_follows(url, clock, smtp_server, repeat_minutes=0) as (a, _, b, _):
         await minutes(clock, 16, a, b)  # the area manager got the escalation
         await b.acknowledge(1, "fatma", "link")
         await minutes(clock, 1, a, b)  # a adopts it and tells anna
