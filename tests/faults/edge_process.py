@@ -7,9 +7,6 @@ servers share the test's event loop and must answer the edge meanwhile (its good
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -20,9 +17,9 @@ import httpx
 import yaml
 
 from taktline.model.plant import Plant
+from tests.faults.processes import crash, interrupt
 
 EDGE_ID = "edge-faults"
-STOP_TIMEOUT_S = 15.0
 
 
 def write_edge_config(
@@ -97,21 +94,11 @@ class EdgeProcess:
 
     async def kill(self) -> None:
         """SIGKILL, and wait for the process to end."""
-        process = self._require()
-        os.kill(process.pid, signal.SIGKILL)
-        await asyncio.to_thread(process.wait, STOP_TIMEOUT_S)
+        await crash(self._require())
 
     async def stop(self) -> None:
         """SIGINT (the edge commits what it holds and says goodbye); SIGKILL after 15 s."""
-        process = self._process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGINT)
-        try:
-            await asyncio.to_thread(process.wait, STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            await asyncio.to_thread(process.wait, STOP_TIMEOUT_S)
+        await interrupt(self._process)
 
     async def health(self) -> dict[str, Any] | None:
         """`/healthz` as JSON; None while the edge does not answer."""

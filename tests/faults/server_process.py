@@ -7,10 +7,8 @@ may share the test's event loop.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +17,8 @@ from typing import Any
 import httpx
 import yaml
 
-STOP_TIMEOUT_S = 15.0
+from tests.faults.processes import crash, interrupt
+
 RUNNING = re.compile(r"^taktline_server_alerts_running (\S+)$", re.MULTILINE)
 
 
@@ -95,20 +94,11 @@ class ServerProcess:
     async def kill(self) -> None:
         """SIGKILL (a crash: nothing is closed), and wait for the process to end."""
         assert self._process is not None and self._process.poll() is None, "not running"
-        os.kill(self._process.pid, signal.SIGKILL)
-        await asyncio.to_thread(self._process.wait, STOP_TIMEOUT_S)
+        await crash(self._process)
 
     async def stop(self) -> None:
         """SIGINT; SIGKILL after 15 s."""
-        process = self._process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGINT)
-        try:
-            await asyncio.to_thread(process.wait, STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            await asyncio.to_thread(process.wait, STOP_TIMEOUT_S)
+        await interrupt(self._process)
 
     async def runs_alerts(self) -> bool | None:
         """Whether it runs the alerts (`taktline_server_alerts_running`); None while it does not
