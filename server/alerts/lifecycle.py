@@ -62,7 +62,7 @@ from server.alerts.alert_store import AlertStore
 from server.alerts.channels import Channel, ChannelError, channel_for
 from server.alerts.messages import body, title
 from server.alerts.notifier import Delivery, Message, Notifier
-from server.alerts.records import AckVia, Alert, Notification, Reason, Step
+from server.alerts.records import AckVia, Alert, AlertKind, Notification, Reason, Step
 from server.alerts.routing import lead_for_notice, person, plan
 from server.alerts.transitions import AlertKey, Transition
 from server.alerts.views import line_alert
@@ -408,23 +408,27 @@ class AlertEngine:
         while self._results:
             await asyncio.gather(*list(self._results))
 
-    def _raise(self, transition: Transition, now: dt.datetime) -> Alert | None:
-        if transition.key in self._by_key:
-            return None  # deduplicated: the key's alert is open
+    def _new(self, transition: Transition, kind: AlertKind) -> Alert:
+        """A new alert (`firing`) or notice of the transition, with the next id."""
         self._last_id += 1
-        alert = Alert(
+        return Alert(
             id=self._last_id,
-            kind="alert",
+            kind=kind,
             key=transition.key,
             severity=transition.severity,
             lines=transition.lines,
             message=transition.message,
             since=transition.since,
             raised_at=transition.at,
-            state="firing",
+            state="firing" if kind == "alert" else "notice",
             values=dict(transition.values),
-            chain=plan(self.plant, transition.lines, transition.at),
         )
+
+    def _raise(self, transition: Transition, now: dt.datetime) -> Alert | None:
+        if transition.key in self._by_key:
+            return None  # deduplicated: the key's alert is open
+        alert = self._new(transition, "alert")
+        alert.chain = plan(self.plant, transition.lines, transition.at)
         self._open[alert.id] = alert
         self._by_key[alert.key] = alert
         self.raised[(alert.key.rule, alert.severity)] += 1
@@ -449,12 +453,7 @@ class AlertEngine:
         alert.resolved_at = transition.at
         alert.resolved_message = transition.message
         alert.next_repeat_at = None
-        reached = {
-            n.person: Step(n.level, n.person, now)
-            for n in alert.notifications
-            if n.reason != "resolved" and n.result != "failed"
-        }
-        self._send(alert, list(reached.values()), "resolved", now)
+        self._send(alert, _reached(alert, now), "resolved", now)
         self._unsaved[alert.id] = alert
         self.resolved[(alert.key.rule, alert.severity)] += 1
         log.info("alert %d resolved: %s", alert.id, transition.message)
@@ -466,20 +465,8 @@ class AlertEngine:
                 return
         except StoreError as exc:
             self._store_failed(exc)
-        self._last_id += 1
-        alert = Alert(
-            id=self._last_id,
-            kind="notice",
-            key=transition.key,
-            severity=transition.severity,
-            lines=transition.lines,
-            message=transition.message,
-            since=transition.since,
-            raised_at=transition.at,
-            state="notice",
-            values=dict(transition.values),
-            resolved_at=transition.at,
-        )
+        alert = self._new(transition, "notice")
+        alert.resolved_at = transition.at
         lead = lead_for_notice(self.plant, transition.lines, now)
         if lead is not None:
             alert.chain, alert.next_step = (lead,), 1
@@ -515,13 +502,9 @@ class AlertEngine:
 
     def _tell_others(self, alert: Alert, now: dt.datetime) -> None:
         """Tell everyone the alert reached (but who acknowledged it) that it is acknowledged."""
-        reached = {
-            n.person: Step(n.level, n.person, now)
-            for n in alert.notifications
-            if n.reason in _ALERTING and n.result != "failed" and n.person != alert.acknowledged_by
-        }
-        if reached:
-            self._send(alert, list(reached.values()), "acknowledged", now)
+        others = [step for step in _reached(alert, now) if step.person != alert.acknowledged_by]
+        if others:
+            self._send(alert, others, "acknowledged", now)
             self._unsaved[alert.id] = alert
 
     def _resend(self, interrupted: Iterable[tuple[int, int]]) -> None:
@@ -674,3 +657,14 @@ class AlertEngine:
         if key not in self._warned:
             self._warned.add(key)
             log.warning(text, *args)
+
+
+def _reached(alert: Alert, now: dt.datetime) -> list[Step]:
+    """Everyone an alerting message of `alert` went to (unless every attempt failed), once
+    each, as steps due `now`."""
+    reached = {
+        n.person: Step(n.level, n.person, now)
+        for n in alert.notifications
+        if n.reason in _ALERTING and n.result != "failed"
+    }
+    return list(reached.values())
