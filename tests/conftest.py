@@ -23,6 +23,8 @@ from tests.fixtures.services import (
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_PLANT = REPO / "examples" / "plant.yaml"
 
+pytest_plugins = ["tests.fixtures.hang_watchdog"]
+
 
 @pytest.fixture
 def mosquitto(tmp_path: Path) -> Iterator[MosquittoService]:
