@@ -92,8 +92,15 @@ class PostgresLease:
         return self._holding
 
     async def release(self) -> None:
-        """Close the lease's session (PostgreSQL frees the lock)."""
-        if self._holding:
+        """Unlock and close the lease's session. The unlock is answered before this returns, so
+        another replica's next try takes the lease; PostgreSQL ending the session would free it
+        too, but a moment after the close."""
+        if self._holding and self._connection is not None:
+            with contextlib.suppress(psycopg.Error, OSError, TimeoutError):
+                await asyncio.wait_for(
+                    self._connection.execute("SELECT pg_advisory_unlock(%s)", (LEASE_KEY,)),
+                    self._timeout_s,
+                )
             log.info("alerts: alert lease released")
         await self._drop()
 

@@ -56,6 +56,16 @@ async def replica(
         store.close()
 
 
+def end_lease_session(postgres: PostgresService, url: str) -> None:
+    """End the lease holder's session and wait until its backend is gone (as it is, with its
+    lock, long before a surviving replica's next period)."""
+    with postgres.connect(url) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid, 10000) FROM pg_locks"
+            " WHERE locktype = 'advisory' AND granted"
+        )
+
+
 async def step(engine: AlertEngine, lease: PostgresLease) -> bool:
     """One evaluation period of the server: run the alerts when holding the lease, else
     follow the store (as `server.app.Server._lead_or_follow`)."""
@@ -123,11 +133,7 @@ async def test_a_holder_whose_session_ends_loses_the_lease_to_the_other(
     try:
         one, two = lease_for(store.database, PATIENT_S), lease_for(store.database, PATIENT_S)
         assert await one.held() and not await two.held()
-        with postgres.connect(url) as admin:  # the holder's session is killed
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_locks"
-                " WHERE locktype = 'advisory' AND granted"
-            )
+        end_lease_session(postgres, url)  # the holder's session is killed
         assert await one.held() is False
         assert await two.held() is True
         with postgres.connect(url) as admin:
@@ -233,11 +239,7 @@ async def test_a_replica_that_loses_the_lease_stops_sending(
         b,
         b_lease,
     ):
-        with postgres.connect(url) as admin:  # a's lease session ends (network, PG restart)
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_locks"
-                " WHERE locktype = 'advisory' AND granted"
-            )
+        end_lease_session(postgres, url)  # a's lease session ends (network, PG restart)
         clock.advance(minutes=20)
         assert await step(a, a_lease) is False  # a notices first, stands by
         assert not a.leading
