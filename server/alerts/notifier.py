@@ -142,7 +142,8 @@ class Notifier:
             await lane.queue.join()
 
     async def aclose(self) -> None:
-        """Stop every lane; what is still queued is not sent."""
+        """Stop every lane; what is still queued is not sent (it is taken off, so `join`
+        returns)."""
         self._closed = True
         tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
         for task in tasks:
@@ -150,6 +151,9 @@ class Notifier:
         await asyncio.gather(*tasks, return_exceptions=True)
         for lane in self._lanes.values():
             lane.executor.shutdown(wait=False, cancel_futures=True)
+            while not lane.queue.empty():
+                lane.queue.get_nowait()
+                lane.queue.task_done()
 
     def _lane(self, channel: Channel) -> _Lane:
         lane = self._lanes.get(channel)

@@ -218,6 +218,25 @@ async def test_send_after_close_is_refused(webhook: WebhookReceiver) -> None:
         notifier.send(stopped(), [hook(webhook)])
 
 
+async def test_closing_with_messages_queued_sends_none_of_them_and_join_returns(
+    webhook: WebhookReceiver,
+) -> None:
+    webhook.gate.clear()
+    channel = hook(webhook, query="?rto=30")
+    notifier = Notifier(FAST)
+    notifier.send(stopped(1), [channel])
+    await asyncio.to_thread(webhook.wait_for_requests, 1)  # 1 is in flight
+    notifier.send(stopped(2), [channel])
+    notifier.send(stopped(3), [channel])
+    await notifier.aclose()
+    webhook.gate.set()
+    async with asyncio.timeout(10):  # a closed notifier's queues are empty, not waiting
+        await notifier.join()
+    await asyncio.sleep(0.2)
+
+    assert [r.body["title"] for r in webhook.requests] == ["FA1 stopped (1)"]
+
+
 def test_the_message_text_ends_with_the_ack_link() -> None:
     assert stopped().text().endswith(f"\n\nAcknowledge: {ACK}")
     assert Message("k#1", "t", "body").text() == "body"
