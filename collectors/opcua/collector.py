@@ -2,8 +2,9 @@
 
 Data path and overflow (subscribe mode), from the server to the consumer:
 
-    publish loop (asyncua) -> NodeGroup._on_publish -> Inbox (bounded, DROP_OLDEST)
-        -> receive task (here: DataValue -> Reading, TAKE_MOST at a time)
+    publish loop (asyncua; responses read by wire.py) -> NodeGroup._on_publish
+        -> Inbox (bounded, DROP_OLDEST)
+        -> receive task (here: Change -> Reading, TAKE_MOST at a time)
         -> ReadingStream (bounded, BLOCK)
 
 The publish loop never waits for us. While the consumer is slow the ReadingStream is full,
@@ -43,6 +44,7 @@ from collectors.opcua.subscription import (
     SubscriptionLostError,
 )
 from collectors.opcua.values import missing_reading, node_values
+from collectors.opcua.wire import Change, change_of, install
 from collectors.support import (
     BackgroundCollector,
     Backoff,
@@ -163,6 +165,7 @@ class OpcUaCollector(BackgroundCollector):
         client.session_state_path = self._session_file
         self._inbox.reset()
         await client.connect()  # a failed connect cleans up after itself
+        install(client.uaclient.session)
         try:
             token = client.uaclient.session.authentication_token
             resumed = self._token is not None and token == self._token
@@ -279,23 +282,21 @@ class OpcUaCollector(BackgroundCollector):
             self._missing.add(address)
             log.warning("source %s: node %s: %s; retrying", self.source_id, address, error.name)
 
-    async def _deliver(self, notes: Sequence[ua.MonitoredItemNotification]) -> None:
-        """The readings of notifications taken together (received now, put in order)."""
+    async def _deliver(self, changes: Sequence[Change]) -> None:
+        """The readings of changes taken together (received now, put in order)."""
         received_at = utc_now()
         readings: list[Reading] = []
         converters = self._values
-        for note in notes:
-            converter = converters.get(note.ClientHandle)
+        for change in changes:
+            converter = converters.get(change.handle)
             if converter is None:  # not one of ours; handles are ours, so never expected
                 continue
-            value = note.Value
-            status = value.StatusCode
-            if status is not None and status.value in GONE:
+            if change.status in GONE:
                 node = converter.node
                 group = self._group_of[node.handle]
-                if node.handle in group.items:
-                    await group.unmonitor(node, status)  # retried with the refused nodes
-            reading = converter.convert(value, received_at)
+                if node.handle in group.items:  # retried with the refused nodes
+                    await group.unmonitor(node, ua.StatusCode(ua.UInt32(change.status)))
+            reading = converter.convert(change, received_at)
             if converter.error is not None:
                 self.health.rejected += 1
             if reading is not None:
@@ -305,7 +306,7 @@ class OpcUaCollector(BackgroundCollector):
     async def _put(self, node: MappedNode, value: ua.DataValue) -> None:
         """The node's reading (its converter logs a node's trouble once)."""
         converter = self._values[node.handle]
-        reading = converter.convert(value, utc_now())
+        reading = converter.convert(change_of(node.handle, value), utc_now())
         if converter.error is not None:
             self.health.rejected += 1
         if reading is not None:

@@ -28,6 +28,7 @@ from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.uaerrors import BadMessageNotAvailable, UaError
 
 from collectors.opcua.nodes import MappedNode, NodeError, item_queue_size, resolve_nodes
+from collectors.opcua.wire import Change, DataChanges, changes_of
 from taktline.model.sources import ResolvedSubscription
 
 KEEPALIVE_S = 1.0
@@ -55,21 +56,21 @@ class SubscriptionLostError(RuntimeError):
 class Inbox:
     """The bounded queue between asyncua's publish loop and the collector's receive task.
 
-    It holds asyncua's own MonitoredItemNotification of each change (client handle and
-    DataValue). Overflow policy DROP_OLDEST: `put_many` never waits (the publish loop must keep
-    publishing and acknowledging), so when `maxsize` notifications wait the oldest are dropped
-    and counted in `dropped`. `fail(reason)` ends the session: `take` raises once the queue is
+    It holds a `Change` per data change (client handle, value, status, timestamps). Overflow
+    policy DROP_OLDEST: `put_many` never waits (the publish loop must keep publishing and
+    acknowledging), so when `maxsize` changes wait the oldest are dropped and counted in
+    `dropped`. `fail(reason)` ends the session: `take` raises once the queue is
     drained.
     """
 
     def __init__(self, maxsize: int) -> None:
-        self._items: deque[ua.MonitoredItemNotification] = deque(maxlen=maxsize)
+        self._items: deque[Change] = deque(maxlen=maxsize)
         self._maxsize = maxsize
         self._ready = asyncio.Event()
         self._failure: str | None = None
         self.dropped = 0
 
-    def put_many(self, items: Sequence[ua.MonitoredItemNotification]) -> None:
+    def put_many(self, items: Sequence[Change]) -> None:
         """Queue the notifications of one message in order, dropping the oldest when full."""
         overflow = len(self._items) + len(items) - self._maxsize
         if overflow > 0:
@@ -87,7 +88,7 @@ class Inbox:
         """A new session starts: forget the failure, keep the queued notifications."""
         self._failure = None
 
-    async def take(self, wait_s: float, most: int) -> list[ua.MonitoredItemNotification]:
+    async def take(self, wait_s: float, most: int) -> list[Change]:
         """The oldest `most` notifications (or fewer); none after `wait_s`;
         SubscriptionLostError after fail() once none is left."""
         items = self._items
@@ -309,8 +310,10 @@ class NodeGroup:
 
     def _take(self, message: ua.NotificationMessage) -> None:
         for data in message.NotificationData:
-            if isinstance(data, ua.DataChangeNotification):
-                self._inbox.put_many(data.MonitoredItems)
+            if isinstance(data, DataChanges):
+                self._inbox.put_many(data.changes)
+            elif isinstance(data, ua.DataChangeNotification):  # republished: asyncua read it
+                self._inbox.put_many(changes_of(data))
             elif isinstance(data, ua.StatusChangeNotification) and not data.Status.is_good():
                 self._inbox.fail(f"subscription ended: {data.Status.name}")
 

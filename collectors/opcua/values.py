@@ -1,4 +1,5 @@
-"""OPC UA data values to Readings: quality, the count (or the edge), both UTC timestamps.
+"""OPC UA data changes (`wire.Change`) to Readings: quality, the count (or the edge), both UTC
+timestamps.
 
 A Reading's `value` is set only where it could be a count: GOOD values, and Uncertain values
 of counter registers (the edge counts only GOOD). A BAD reading never carries a value.
@@ -16,6 +17,7 @@ from asyncua import ua
 from asyncua.ua.status_codes import StatusCodes
 
 from collectors.opcua.nodes import MappedNode
+from collectors.opcua.wire import Change
 from taktline.model.sources import OpcUaSource
 from taktline.records import Quality, Reading
 
@@ -24,28 +26,22 @@ log = logging.getLogger(__name__)
 Stamp = Literal["source", "server"]
 """Which OPC UA timestamp stamps the point (the source's `timestamp`); both travel."""
 
-_NO_TIME = dt.datetime(1601, 1, 1, tzinfo=dt.UTC)
-"""OPC UA DateTime 0: 'no timestamp'."""
-
 _CODE = 0xFFFF0000
 """The code bits of a StatusCode (the rest are info bits: limits, overflow)."""
 
 _OVERFLOW = 0x0480
 """InfoType DataValue with the Overflow bit: the server's item queue dropped values."""
 
+_SEVERITY = 0xC0000000
+"""The severity bits: Good, Uncertain, Bad (and the reserved fourth: taken as Bad)."""
+_GOOD, _UNCERTAIN = 0x00000000, 0x40000000
+
+_V = ua.VariantType
 INTEGER_TYPES = frozenset(
-    {
-        ua.VariantType.SByte,
-        ua.VariantType.Byte,
-        ua.VariantType.Int16,
-        ua.VariantType.UInt16,
-        ua.VariantType.Int32,
-        ua.VariantType.UInt32,
-        ua.VariantType.Int64,
-        ua.VariantType.UInt64,
-    }
+    kind.value
+    for kind in (_V.SByte, _V.Byte, _V.Int16, _V.UInt16, _V.Int32, _V.UInt32, _V.Int64, _V.UInt64)
 )
-FLOAT_TYPES = frozenset({ua.VariantType.Float, ua.VariantType.Double})
+FLOAT_TYPES = frozenset({_V.Float.value, _V.Double.value})
 
 
 def good_codes(names: Iterable[str]) -> frozenset[int]:
@@ -59,46 +55,43 @@ def good_codes(names: Iterable[str]) -> frozenset[int]:
     return frozenset(codes)
 
 
-def quality_of(status: ua.StatusCode | None, good: frozenset[int] = frozenset()) -> Quality:
+def quality_of(status: int, good: frozenset[int] = frozenset()) -> Quality:
     """Good or a code in `good` -> GOOD, Uncertain -> UNCERTAIN, Bad (and reserved) -> BAD."""
-    if status is None or status.is_good() or status.value & _CODE in good:
+    if status & _SEVERITY == _GOOD or status & _CODE in good:
         return Quality.GOOD
-    if status.is_uncertain():
+    if status & _SEVERITY == _UNCERTAIN:
         return Quality.UNCERTAIN
     return Quality.BAD
 
 
-def utc(ts: dt.datetime | None) -> dt.datetime | None:
-    """A timezone-aware UTC timestamp; None for a missing or zero OPC UA DateTime."""
-    if ts is None:
-        return None
-    if ts.tzinfo is not dt.UTC:  # asyncua's are UTC already
-        ts = ts.replace(tzinfo=dt.UTC) if ts.tzinfo is None else ts.astimezone(dt.UTC)
-    return None if ts <= _NO_TIME else ts
-
-
-def _scalar(variant: ua.Variant | None, index: int | None) -> int | float | bool | str:
-    """The variant's number (the `index` element of an array), or why it has none."""
-    if variant is None or variant.VariantType is ua.VariantType.Null:
+def _scalar(kind: int, raw: object, index: int | None) -> int | float | bool | str:
+    """The value's number (the `index` element of an array), or why it has none."""
+    if kind == _V.Null.value or raw is None:
         return "holds no value"
-    kind, raw = variant.VariantType, variant.Value
-    if isinstance(raw, list | bytes | bytearray) and kind is not ua.VariantType.ByteString:
+    if isinstance(raw, list | bytes | bytearray) and kind != _V.ByteString.value:
         if index is None:
-            return f"holds an array of {kind.name}: give `index`"
+            return f"holds an array of {_kind(kind)}: give `index`"
         if index >= len(raw):
             return f"index {index} is out of range: the array has {len(raw)} elements"
         raw = raw[index]
         if isinstance(raw, list):
-            return f"holds a multi-dimensional array of {kind.name}"
+            return f"holds a multi-dimensional array of {_kind(kind)}"
     elif index is not None:
-        return f"holds a {kind.name}, not an array: remove `index`"
-    if kind is ua.VariantType.Boolean and isinstance(raw, bool):
+        return f"holds a {_kind(kind)}, not an array: remove `index`"
+    if kind == _V.Boolean.value and isinstance(raw, bool):
         return raw
     if kind in INTEGER_TYPES and isinstance(raw, int):
         return raw
     if kind in FLOAT_TYPES and isinstance(raw, float):
         return raw if math.isfinite(raw) else f"holds a non-finite number: {raw}"
-    return f"holds a {kind.name}, not a number"
+    return f"holds a {_kind(kind)}, not a number"
+
+
+def _kind(kind: int) -> str:
+    try:
+        return _V(kind).name
+    except ValueError:
+        return f"type {kind}"
 
 
 class NodeValue:
@@ -148,41 +141,38 @@ class NodeValue:
         self._address = node.address
         self._plain = node.index is None and node.count_edges is None
 
-    def convert(self, value: ua.DataValue, received_at: dt.datetime) -> Reading | None:
+    def convert(self, change: Change, received_at: dt.datetime) -> Reading | None:
         """The Reading for one data change; None for a Boolean change that is no edge."""
-        status = value.StatusCode
-        variant = value.Value
         if (
             self._plain
-            and (status is None or status.value == 0)
-            and variant is not None
-            and type(variant.Value) is int
-            and variant.VariantType in INTEGER_TYPES
+            and change.status == 0
+            and change.kind in INTEGER_TYPES
+            and type(change.value) is int
             and self._trouble is None
         ):  # the common case, as the general path below decides it: a plain Good integer
             self.error = None
             return Reading(
                 self.source_id,
                 self._address,
-                variant.Value,
-                utc(value.SourceTimestamp),
-                utc(value.ServerTimestamp),
+                change.value,
+                change.source_ts,
+                change.server_ts,
                 received_at,
                 Quality.GOOD,
                 None,
                 self.stamp,
             )
-        return self._convert(value, received_at)
+        return self._convert(change, received_at)
 
-    def _convert(self, value: ua.DataValue, received_at: dt.datetime) -> Reading | None:
-        status = value.StatusCode
+    def _convert(self, change: Change, received_at: dt.datetime) -> Reading | None:
+        status = change.status
         quality = quality_of(status, self.good)
         self._check_overflow(status)
         self.error = None
         if quality is Quality.BAD:
             self._note(f"status {_name(status)}")
-            return self._reading(value, None, quality, received_at)
-        scalar = _scalar(value.Value, self.node.index)
+            return self._reading(change, None, quality, received_at)
+        scalar = _scalar(change.kind, change.value, self.node.index)
         number: int | float | None = None
         bit: bool | None = None
         problem: str | None = None
@@ -193,33 +183,32 @@ class NodeValue:
             if self.node.count_edges is None:
                 problem = "holds a Boolean: set `count_edges` to count its edges"
         elif self.node.count_edges is not None:
-            kind = value.Value.VariantType.name if value.Value is not None else "no value"
-            problem = f"holds a {kind}: count_edges needs a Boolean"
+            problem = f"holds a {_kind(change.kind)}: count_edges needs a Boolean"
         else:
             number = scalar
         if quality is Quality.UNCERTAIN:  # a register keeps its value; the edge ignores it
             self._note(f"status {_name(status)}")
             count = self._integer(number) if number is not None else None
-            return self._reading(value, count, quality, received_at)
+            return self._reading(change, count, quality, received_at)
         if problem is not None:
             self.error = problem
             self._note(problem)
-            return self._reading(value, None, Quality.BAD, received_at)
+            return self._reading(change, None, Quality.BAD, received_at)
         self._note(None)
         if bit is not None:
-            return self._reading(value, 1, quality, received_at) if self._edge(bit) else None
+            return self._reading(change, 1, quality, received_at) if self._edge(bit) else None
         assert number is not None
-        return self._reading(value, self._integer(number), quality, received_at)
+        return self._reading(change, self._integer(number), quality, received_at)
 
     def _reading(
-        self, value: ua.DataValue, count: int | None, quality: Quality, received_at: dt.datetime
+        self, change: Change, count: int | None, quality: Quality, received_at: dt.datetime
     ) -> Reading:
         return Reading(
             source_id=self.source_id,
             address=self.node.address,
             value=None if quality is Quality.BAD else count,
-            source_ts=utc(value.SourceTimestamp),
-            server_ts=utc(value.ServerTimestamp),
+            source_ts=change.source_ts,
+            server_ts=change.server_ts,
             received_at=received_at,
             quality=quality,
             stamp=self.stamp,
@@ -246,8 +235,8 @@ class NodeValue:
             )
         return count
 
-    def _check_overflow(self, status: ua.StatusCode | None) -> None:
-        if status is not None and status.value & _OVERFLOW == _OVERFLOW:
+    def _check_overflow(self, status: int) -> None:
+        if status & _OVERFLOW == _OVERFLOW:
             log.warning(
                 "source %s: node %s: the server's queue overflowed, changes were lost%s",
                 self.source_id,
@@ -266,8 +255,8 @@ class NodeValue:
         self._trouble = trouble
 
 
-def _name(status: ua.StatusCode | None) -> str:
-    return status.name if status is not None else "Good"
+def _name(status: int) -> str:
+    return ua.StatusCode(ua.UInt32(status)).name
 
 
 def node_values(source: OpcUaSource, nodes: Sequence[MappedNode]) -> dict[int, NodeValue]:
@@ -276,34 +265,6 @@ def node_values(source: OpcUaSource, nodes: Sequence[MappedNode]) -> dict[int, N
     they keep each node's edge state across sessions."""
     good = good_codes(source.extra_good_codes)
     return {node.handle: NodeValue(source.id, node, good, source.timestamp) for node in nodes}
-
-
-def to_reading(
-    source_id: str,
-    address: str,
-    value: ua.DataValue,
-    received_at: dt.datetime,
-    stamp: Stamp = "source",
-) -> tuple[Reading, bool]:
-    """Stateless: one value of a plain scalar node, and whether a Good value was rejected.
-
-    Kept for callers that have no NodeValue; rounds floats without logging.
-    """
-    quality = quality_of(value.StatusCode)
-    scalar = _scalar(value.Value, None)
-    count = None if isinstance(scalar, str | bool) else round(scalar)
-    rejected = quality is Quality.GOOD and count is None
-    reading = Reading(
-        source_id=source_id,
-        address=address,
-        value=None if quality is Quality.BAD or rejected else count,
-        source_ts=utc(value.SourceTimestamp),
-        server_ts=utc(value.ServerTimestamp),
-        received_at=received_at,
-        quality=Quality.BAD if rejected else quality,
-        stamp=stamp,
-    )
-    return reading, rejected
 
 
 def missing_reading(source_id: str, address: str, received_at: dt.datetime) -> Reading:

@@ -12,21 +12,19 @@ from asyncua import ua
 
 from collectors.base import SourceHealth
 from collectors.opcua.subscription import Inbox, SubscriptionLostError
+from collectors.opcua.wire import Change
 from collectors.support import ReadingStream
 from taktline.records import Reading
 
 NOW = dt.datetime(2026, 11, 26, 9, 41, tzinfo=dt.UTC)
 
 
-def notes(*handles: int) -> list[ua.MonitoredItemNotification]:
-    return [
-        ua.MonitoredItemNotification(ClientHandle=h, Value=ua.DataValue(ua.Variant(h)))
-        for h in handles
-    ]
+def notes(*handles: int) -> list[Change]:
+    return [Change(h, ua.VariantType.Int64.value, h, 0, NOW, NOW) for h in handles]
 
 
-def handles(items: list[ua.MonitoredItemNotification]) -> list[int]:
-    return [item.ClientHandle for item in items]
+def handles(items: list[Change]) -> list[int]:
+    return [item.handle for item in items]
 
 
 async def test_notifications_are_taken_in_order_at_most_so_many_at_a_time() -> None:
