@@ -14,7 +14,6 @@ hands the receipt back after the outbox commit that holds it. A message that bec
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import time
@@ -113,7 +112,7 @@ class MqttCollector(BackgroundCollector):
                 if self._host is not None and topic.startswith(codec.NAMESPACE + "/"):
                     readings = self._sparkplug(topic, message.payload)
                     if readings and receipt is not None:
-                        readings[-1] = dataclasses.replace(readings[-1], receipt=receipt)
+                        readings[-1] = readings[-1]._replace(receipt=receipt)
                     return readings
                 raise PayloadError(Rejection.UNKNOWN_TOPIC, "no mapping for this topic")
             count = parse(route.payload, message.payload, self._source.max_payload_bytes)
