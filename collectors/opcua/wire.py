@@ -225,22 +225,24 @@ def _read_changes(data: bytes, position: int, end: int) -> list[Change]:
             (status,) = uint32_at(data, position)
             position += 4
         if mask & _SOURCE_TS:
-            (ticks,) = int64_at(data, position)
+            source_ts = _known(times, int64_at(data, position)[0])
             position += 8
-            source_ts = times.get(ticks)
-            if source_ts is None and ticks > 0:
-                source_ts = times[ticks] = _datetime(ticks)
         if mask & _SERVER_TS:
-            (ticks,) = int64_at(data, position)
+            server_ts = _known(times, int64_at(data, position)[0])
             position += 8
-            server_ts = times.get(ticks)
-            if server_ts is None and ticks > 0:
-                server_ts = times[ticks] = _datetime(ticks)
         append(Change(handle, kind, value, status, source_ts, server_ts))
     (diagnostics,) = _INT32.unpack_from(data, position)
     if diagnostics > 0 or position + 4 != end:
         raise _Unusual
     return changes
+
+
+def _known(times: dict[int, dt.datetime], ticks: int) -> dt.datetime | None:
+    """The datetime of `ticks`, made once per response (a server stamps many values alike)."""
+    found = times.get(ticks)
+    if found is None and ticks > 0:
+        found = times[ticks] = _datetime(ticks)
+    return found
 
 
 def install(session: UaSession) -> None:

@@ -11,7 +11,6 @@ import pytest
 from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.common.utils import Buffer
-from asyncua.server.server import Server
 from asyncua.ua.ua_binary import struct_from_binary, struct_to_binary
 
 from collectors.opcua.wire import (
@@ -23,7 +22,7 @@ from collectors.opcua.wire import (
     install,
     timestamp,
 )
-from taktline.localbroker import free_port
+from tests.collectors.opcua.test_values import OTHERS, WIDTHS, typed_server
 
 V = ua.VariantType
 NOW = dt.datetime(2026, 11, 26, 9, 41, 7, 123456, tzinfo=dt.UTC)
@@ -178,71 +177,54 @@ def test_datetimes_zero_and_the_end_of_time() -> None:
 
 
 async def test_a_real_servers_data_changes_are_read_here() -> None:
-    """A session with `install`: an asyncua server's responses take the reader's path."""
-    server = Server()
-    await server.init()
-    endpoint = f"opc.tcp://127.0.0.1:{free_port()}/wire"
-    server.set_endpoint(endpoint)
-    server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
-    ns = await server.register_namespace("urn:taktline:test:wire")
-    counters = [
-        await server.nodes.objects.add_variable(
-            ua.NodeId(f"C{i}", ns), f"C{i}", ua.Variant(0, V.UInt32)
-        )
-        for i in range(50)
-    ]
-    await server.start()
+    """A session with `install`: an asyncua server's responses take the reader's path, for
+    every integer width, a Boolean, a Double and an array."""
+    names = [*WIDTHS, "Part", "Rate", "Stations"]
+    expected = {i: (WIDTHS | OTHERS)[name][1] for i, name in enumerate(names)}
     received: list[Any] = []
     arrived = asyncio.Event()
 
     def on_publish(result: ua.PublishResult) -> None:
         received.extend(result.NotificationMessage.NotificationData)
-        latest = {
-            c.handle: c.value for d in received if isinstance(d, DataChanges) for c in d.changes
-        }
-        if latest == {i: 1000 + i for i in range(len(counters))}:
+        if {c.handle for d in received if isinstance(d, DataChanges) for c in d.changes} == set(
+            expected
+        ):
             arrived.set()
 
-    try:
-        async with Client(endpoint, timeout=4) as client:
-            session = client.uaclient.session
-            install(session)
-            subscription = await session.create_subscription(
-                ua.CreateSubscriptionParameters(
-                    RequestedPublishingInterval=50.0,
-                    RequestedLifetimeCount=300,
-                    RequestedMaxKeepAliveCount=20,
-                    PublishingEnabled=True,
-                ),
-                on_publish,
+    async with typed_server() as (endpoint, variables), Client(endpoint, timeout=4) as client:
+        session = client.uaclient.session
+        install(session)
+        subscription = await session.create_subscription(
+            ua.CreateSubscriptionParameters(
+                RequestedPublishingInterval=50.0,
+                RequestedLifetimeCount=300,
+                RequestedMaxKeepAliveCount=20,
+                PublishingEnabled=True,
+            ),
+            on_publish,
+        )
+        await session.create_monitored_items(
+            ua.CreateMonitoredItemsParameters(
+                SubscriptionId=subscription.SubscriptionId,
+                TimestampsToReturn=ua.TimestampsToReturn.Both,
+                ItemsToCreate=[
+                    ua.MonitoredItemCreateRequest(
+                        ItemToMonitor=ua.ReadValueId(
+                            NodeId=variables[name].nodeid, AttributeId=ua.AttributeIds.Value
+                        ),
+                        MonitoringMode=ua.MonitoringMode.Reporting,
+                        RequestedParameters=ua.MonitoringParameters(
+                            ClientHandle=i, SamplingInterval=0.0, QueueSize=10
+                        ),
+                    )
+                    for i, name in enumerate(names)
+                ],
             )
-            await session.create_monitored_items(
-                ua.CreateMonitoredItemsParameters(
-                    SubscriptionId=subscription.SubscriptionId,
-                    TimestampsToReturn=ua.TimestampsToReturn.Both,
-                    ItemsToCreate=[
-                        ua.MonitoredItemCreateRequest(
-                            ItemToMonitor=ua.ReadValueId(
-                                NodeId=c.nodeid, AttributeId=ua.AttributeIds.Value
-                            ),
-                            MonitoringMode=ua.MonitoringMode.Reporting,
-                            RequestedParameters=ua.MonitoringParameters(
-                                ClientHandle=i, SamplingInterval=0.0, QueueSize=10
-                            ),
-                        )
-                        for i, c in enumerate(counters)
-                    ],
-                )
-            )
-            for i, counter in enumerate(counters):
-                await counter.write_value(ua.Variant(1000 + i, V.UInt32))
-            async with asyncio.timeout(10):
-                await arrived.wait()
-    finally:
-        await server.stop()
+        )
+        async with asyncio.timeout(10):
+            await arrived.wait()
 
     assert received and all(isinstance(d, DataChanges) for d in received)
     latest = {c.handle: c for d in received for c in d.changes}
-    assert {h: c.value for h, c in latest.items()} == {i: 1000 + i for i in range(50)}
-    assert all(c.status == 0 and c.kind == V.UInt32.value for c in latest.values())
-    assert all(c.source_ts is not None and c.server_ts is not None for c in latest.values())
+    assert {h: c.value for h, c in latest.items()} == expected
+    assert all(c.status == 0 and c.server_ts is not None for c in latest.values())
