@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import faulthandler
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -38,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         for chatty in NOISY_LIBRARIES:
             logging.getLogger(chatty).setLevel(logging.WARNING)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: where is it stuck
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import aiomqtt
 
+from tests.faults.processes import interrupt
 from tests.fixtures.services import MosquittoService
 
 N = 4000
@@ -131,13 +132,7 @@ async def test_sigkill_mid_flow_counts_every_message_exactly_once(
         await asyncio.sleep(1.5)  # anything redelivered late would show up now
         total, deltas = committed(state)
     finally:
-        if edge.poll() is None:
-            edge.send_signal(signal.SIGINT)
-            try:
-                edge.wait(15)
-            except subprocess.TimeoutExpired:
-                edge.kill()
-                edge.wait()
+        await interrupt(edge)
     assert (total, deltas) == (N, N), log.read_text()[-3000:]
 
 
@@ -149,3 +144,22 @@ async def wait_until(check: object, what: str, timeout_s: float) -> None:
         if loop.time() > deadline:
             raise AssertionError(f"{what}: not after {timeout_s}s")
         await asyncio.sleep(0.05)
+
+
+async def test_sigusr1_prints_every_threads_stack_and_the_edge_keeps_running(
+    tmp_path: Path, mosquitto: MosquittoService
+) -> None:
+    """What an operator sends before killing an edge that does not stop (docs/operations.md)."""
+    config = write_config(tmp_path, mosquitto.port)
+    log = tmp_path / "edge.log"
+    edge = start_edge(config, log)
+    try:
+        await wait_until(lambda: (tmp_path / "state" / "outbox.sqlite").exists(), "started", 30)
+        edge.send_signal(signal.SIGUSR1)
+        await wait_until(lambda: "most recent call first" in log.read_text(), "stacks", 10)
+        running = edge.poll() is None
+    finally:
+        await interrupt(edge)
+    text = log.read_text()
+    assert running and edge.returncode == 0
+    assert "Current thread" in text and "asyncio" in text  # the event loop's thread, named

@@ -19,6 +19,7 @@ from asyncua import ua
 from taktline.localbroker import free_port
 from tests.collectors.plc import PlcServer
 from tests.edge.test_mqtt_ack import committed, start_edge, wait_until
+from tests.faults.processes import interrupt
 from tests.fixtures.services import MosquittoService
 
 COUNTER = "s1/a1/l1/eol/tested"
@@ -99,11 +100,7 @@ async def test_sigkill_while_counting_a_register_continues_the_total_exactly(
         await asyncio.sleep(1.0)  # anything counted twice would show up now
         total, deltas = committed(state, COUNTER)
     finally:
-        if edge.poll() is None:
-            edge.send_signal(signal.SIGINT)
-            # waited for in a thread: the PLC runs on this loop and must answer the edge's
-            # goodbye (closing its session), or the edge waits for it until the timeout
-            await asyncio.to_thread(edge.wait, 15)
+        await interrupt(edge)  # before the PLC stops: the edge says goodbye to it
         await plc.stop()
     assert START + made > 65_536, "the register did not roll over: the run proves less"
     assert (total, deltas) == (expected, made), log.read_text()[-3000:]

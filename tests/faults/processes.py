@@ -16,13 +16,16 @@ async def crash(process: subprocess.Popen[bytes]) -> None:
 
 
 async def interrupt(process: subprocess.Popen[bytes] | None) -> None:
-    """SIGINT, as a service manager stops it; SIGKILL after STOP_TIMEOUT_S. Nothing when it is
-    not running."""
+    """SIGINT, as a service manager stops it; after STOP_TIMEOUT_S SIGUSR1 (the process prints
+    its threads' stacks to its log) and SIGKILL. Nothing when it is not running. Waited for in
+    a thread: a server the process says goodbye to may run on the caller's event loop."""
     if process is None or process.poll() is not None:
         return
     process.send_signal(signal.SIGINT)
     try:
         await asyncio.to_thread(process.wait, STOP_TIMEOUT_S)
     except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGUSR1)
+        await asyncio.sleep(1.0)
         process.kill()
         await asyncio.to_thread(process.wait, STOP_TIMEOUT_S)
