@@ -170,6 +170,13 @@ class PlcServer:
         for transport in list(self._server.iserver.asyncio_transports):
             transport.close()
 
+    def hang(self) -> None:
+        """Stop reading from every client connection, keeping it open: requests are never
+        answered (a PLC whose OPC UA task hangs, or a cable cut without a reset)."""
+        assert self._server is not None
+        for transport in list(self._server.iserver.asyncio_transports):
+            transport.pause_reading()
+
     def pause_publishing(self) -> None:
         """Stop the publishing cycle of every subscription (no data, no keep-alive), keeping
         the connection, the session and reads working: a hung server task."""

@@ -172,6 +172,24 @@ async def test_a_server_that_stops_publishing_is_noticed_and_resubscribed(
         await collect_until(readings, lambda seen: seen[-1].value == 16_250_301)
 
 
+async def test_closing_while_the_server_does_not_answer_ends_the_collector(
+    plc: PlcServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Leaving cancels the collector; its goodbye to a server that does not answer times out,
+    and that timeout must not turn the cancellation into a reconnect (the edge would never
+    stop)."""
+    caplog.set_level(logging.INFO, logger="collectors")
+    address = plc.address(PASSED)
+    collector = fast_collector(opcua_source(plc, [address]))
+    async with asyncio.timeout(60):  # a collector that never ends fails here
+        async with collector:
+            readings = collector.readings()
+            await collect_until(readings, lambda seen: seen[-1].value == 16_250_210)
+            plc.hang()
+    assert "reconnecting" not in caplog.text and "connection lost" not in caplog.text
+    assert collector.health.connected is False
+
+
 async def test_nodes_with_other_settings_get_their_own_subscription_and_filter(
     plc: PlcServer,
 ) -> None:
