@@ -174,10 +174,19 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+STOP_GRACE_S = 10.0
+"""How long leaving waits for a collector's task after cancelling it (it closes its connection
+on the way out, within its request timeouts) before cancelling it again."""
+
+
 class BackgroundCollector:
     """What every collector shares: `async with` runs `_run` as one background task that feeds
     `_stream`; leaving cancels it (the task closes its connection on the way out) and ends
-    `readings()`. A task that dies of an unexpected error ends `readings()` with that error."""
+    `readings()`. A task that dies of an unexpected error ends `readings()` with that error.
+
+    A task still running STOP_GRACE_S after the cancel is cancelled again, and again: a library
+    that turns a cancellation into an error of its own (a timeout in its goodbye, say) would
+    otherwise leave the collector reconnecting and a stopping edge waiting forever."""
 
     source_id: str
     health: SourceHealth
@@ -198,9 +207,16 @@ class BackgroundCollector:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait([self._task])
+        task = self._task
+        if task is not None:
+            task.cancel()
+            while not (await asyncio.wait([task], timeout=STOP_GRACE_S))[0]:
+                log.warning(
+                    "source %s: still running %ss after the stop; cancelling it again",
+                    self.source_id,
+                    STOP_GRACE_S,
+                )
+                task.cancel()
         self._stream.close()
         self.health.connected = False
 

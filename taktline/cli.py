@@ -40,7 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         for chatty in NOISY_LIBRARIES:
             logging.getLogger(chatty).setLevel(logging.WARNING)
-    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: where is it stuck
+    if sys.__stderr__ is not None:  # `kill -USR1 <pid>`: every thread's stack, to find a hang
+        faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

@@ -8,8 +8,9 @@ import logging
 
 import pytest
 
+from collectors import support
 from collectors.base import SourceHealth
-from collectors.support import Backoff, OutageLog, ReadingStream, Throttle
+from collectors.support import BackgroundCollector, Backoff, OutageLog, ReadingStream, Throttle
 from taktline.records import Reading
 
 NOW = dt.datetime(2026, 11, 26, 9, 41, tzinfo=dt.UTC)
@@ -92,3 +93,37 @@ async def test_a_waiting_consumer_wakes_on_close_and_sees_a_failure() -> None:
     stream.fail(RuntimeError("collector died"))
     with pytest.raises(RuntimeError, match="collector died"):
         await consumer
+
+
+class SwallowsOneCancel(BackgroundCollector):
+    """A collector whose library turns the first cancellation into an error of its own, and
+    which then reconnects, as the OPC UA collector did when its goodbye timed out."""
+
+    def __init__(self) -> None:
+        self.source_id = "plc"
+        self.health = SourceHealth("plc")
+        self._stream = ReadingStream(self.health)
+        self.attempts = 0
+
+    async def _run(self) -> None:
+        while True:
+            self.attempts += 1
+            try:
+                await asyncio.sleep(3600)  # a session
+            except asyncio.CancelledError:
+                if self.attempts > 1:
+                    raise
+                await asyncio.sleep(0)  # the goodbye times out: "reconnecting"
+
+
+async def test_leaving_cancels_again_a_task_that_swallowed_the_cancel(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(support, "STOP_GRACE_S", 0.2)
+    collector = SwallowsOneCancel()
+    async with asyncio.timeout(10):
+        async with collector:
+            await asyncio.sleep(0.05)
+    assert collector.attempts == 2
+    assert collector._task is not None and collector._task.cancelled()
+    assert "plc: still running 0.2s after the stop; cancelling it again" in caplog.text
