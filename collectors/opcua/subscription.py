@@ -59,8 +59,7 @@ class Inbox:
     It holds a `Change` per data change (client handle, value, status, timestamps). Overflow
     policy DROP_OLDEST: `put_many` never waits (the publish loop must keep publishing and
     acknowledging), so when `maxsize` changes wait the oldest are dropped and counted in
-    `dropped`. `fail(reason)` ends the session: `take` raises once the queue is
-    drained.
+    `dropped`. `fail(reason)` ends the session: `take` raises once the queue is drained.
     """
 
     def __init__(self, maxsize: int) -> None:
