@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import signal
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import TracebackType
@@ -350,15 +351,53 @@ def _log_failure(task: asyncio.Task[None]) -> None:
         log.error("edge task %s failed: %r", task.get_name(), error)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 async def run_edge(config: EdgeConfig) -> None:
-    """Run one edge agent until cancelled: the main of `taktline edge`.
+    """Run one edge agent until SIGINT or SIGTERM, or until cancelled: the main of
+    `taktline edge`.
+
+    The first signal asks for a clean stop with a flag, not a cancellation: a cancellation can
+    be lost (a library that turns it into a timeout of its own, a signal during the start), a
+    flag cannot, so a signal during the start stops the edge once it has started. A second
+    signal cancels the stop in progress.
 
     What the start made (modules, plant model, counters, sessions) lives as long as the process,
     so it is moved out of the garbage collector's sight (`gc.freeze`): every full collection
     would otherwise walk all of it again while updates stream through. Young collections run
     every GC_YOUNG_THRESHOLD allocations instead of Python's 700 (see there).
     """
-    async with EdgeAgent(config) as agent:
-        gc.freeze()
-        gc.set_threshold(GC_YOUNG_THRESHOLD)
-        await agent.run()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    main = asyncio.current_task()
+
+    def on_signal() -> None:
+        if stop.is_set() and main is not None:
+            main.cancel()
+        stop.set()
+
+    for number in STOP_SIGNALS:
+        loop.add_signal_handler(number, on_signal)
+    try:
+        async with EdgeAgent(config) as agent:
+            gc.freeze()
+            gc.set_threshold(GC_YOUNG_THRESHOLD)
+            await _until_stopped(agent.run(), stop)
+    finally:
+        for number in STOP_SIGNALS:
+            loop.remove_signal_handler(number)
+
+
+async def _until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
+    """Run `work` until it ends (raising its error) or `stop` is set."""
+    running = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        done, _ = await asyncio.wait([running, stopping], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        running.cancel()
+        stopping.cancel()
+        await asyncio.wait([running, stopping])
+    if running in done:
+        running.result()

@@ -8,12 +8,15 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
 import re
+import signal
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
 import httpx
+import pytest
 
 from edge.agent import EdgeAgent, run_edge
 from edge.book import CounterBook
@@ -243,6 +246,26 @@ async def test_run_edge_runs_until_cancelled_and_says_offline_when_stopped(
         offline = await anext(messages)
         assert body(offline)["state"] == "offline"
     assert (tmp_path / "state" / "outbox.sqlite").exists()
+
+
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM])
+async def test_a_stop_signal_stops_run_edge_cleanly_even_during_its_start(
+    tmp_path: Path, mosquitto: MosquittoService, number: signal.Signals
+) -> None:
+    """The signal arrives while the edge starts (before its first await is done): the stop is
+    a flag, so the edge stops once started instead of losing it."""
+    config = write_config(tmp_path, mosquitto.port, None, "unused")
+    status = edge_status_topic("edge-t")
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port) as client, asyncio.timeout(15):
+        await client.subscribe(status, qos=1)
+        messages = aiter(client.messages)
+        running = asyncio.create_task(run_edge(config))
+        await asyncio.sleep(0)  # run_edge has set up its signal handlers and begun the start
+        os.kill(os.getpid(), number)
+        await asyncio.wait([running])
+        states = [body(await anext(messages))["state"] for _ in range(2)]
+    assert not running.cancelled() and running.exception() is None  # a clean stop
+    assert states == ["online", "offline"]
 
 
 T0 = dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)
