@@ -11,6 +11,8 @@ import json
 import os
 import re
 import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -228,14 +230,21 @@ async def test_a_reset_is_confirmed_by_time_when_no_reading_follows(
     assert decisions["reset"] == 1
 
 
+@asynccontextmanager
+async def status_messages(
+    tmp_path: Path, mosquitto: MosquittoService
+) -> AsyncIterator[tuple[EdgeConfig, AsyncIterator[aiomqtt.Message]]]:
+    """An edge's config and its status messages, subscribed before it starts (15 s at most)."""
+    config = write_config(tmp_path, mosquitto.port, None, "unused")
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port) as client, asyncio.timeout(15):
+        await client.subscribe(edge_status_topic("edge-t"), qos=1)
+        yield config, aiter(client.messages)
+
+
 async def test_run_edge_runs_until_cancelled_and_says_offline_when_stopped(
     tmp_path: Path, mosquitto: MosquittoService
 ) -> None:
-    config = write_config(tmp_path, mosquitto.port, None, "unused")
-    status = edge_status_topic("edge-t")
-    async with aiomqtt.Client(mosquitto.host, mosquitto.port) as client, asyncio.timeout(15):
-        await client.subscribe(status, qos=1)
-        messages = aiter(client.messages)
+    async with status_messages(tmp_path, mosquitto) as (config, messages):
         running = asyncio.create_task(run_edge(config))
         online = await anext(messages)
         assert body(online)["state"] == "online" and body(online)["lines"] == ["l1"]
@@ -254,11 +263,7 @@ async def test_a_stop_signal_stops_run_edge_cleanly_even_during_its_start(
 ) -> None:
     """The signal arrives while the edge starts (before its first await is done): the stop is
     a flag, so the edge stops once started instead of losing it."""
-    config = write_config(tmp_path, mosquitto.port, None, "unused")
-    status = edge_status_topic("edge-t")
-    async with aiomqtt.Client(mosquitto.host, mosquitto.port) as client, asyncio.timeout(15):
-        await client.subscribe(status, qos=1)
-        messages = aiter(client.messages)
+    async with status_messages(tmp_path, mosquitto) as (config, messages):
         running = asyncio.create_task(run_edge(config))
         await asyncio.sleep(0)  # run_edge has set up its signal handlers and begun the start
         os.kill(os.getpid(), number)
