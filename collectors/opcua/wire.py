@@ -42,6 +42,7 @@ _HEAD = struct.Struct("<BBHqII")
 _HEADER_TAIL = b"\x00\xff\xff\xff\xff\x00\x00\x00"
 """No ServiceDiagnostics, no StringTable, no AdditionalHeader."""
 _HEADER_TAIL_EMPTY_TABLE = b"\x00\x00\x00\x00\x00\x00\x00\x00"
+"""The same with an empty StringTable instead of none (asyncua's server sends this)."""
 _INT32 = struct.Struct("<i")
 _UINT32 = struct.Struct("<I")
 _INT64 = struct.Struct("<q")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import aiomqtt
 
-from tests.faults.processes import interrupt
+from tests.fixtures.processes import interrupt
 from tests.fixtures.services import MosquittoService
 
 N = 4000

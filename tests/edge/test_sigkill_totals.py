@@ -19,7 +19,7 @@ from asyncua import ua
 from taktline.localbroker import free_port
 from tests.collectors.plc import PlcServer
 from tests.edge.test_mqtt_ack import committed, start_edge, wait_until
-from tests.faults.processes import interrupt
+from tests.fixtures.processes import interrupt
 from tests.fixtures.services import MosquittoService
 
 COUNTER = "s1/a1/l1/eol/tested"

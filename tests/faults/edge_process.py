@@ -17,7 +17,7 @@ import httpx
 import yaml
 
 from taktline.model.plant import Plant
-from tests.faults.processes import crash, interrupt
+from tests.fixtures.processes import crash, interrupt
 
 EDGE_ID = "edge-faults"
 

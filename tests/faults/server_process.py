@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.faults.processes import crash, interrupt
+from tests.fixtures.processes import crash, interrupt
 
 RUNNING = re.compile(r"^taktline_server_alerts_running (\S+)$", re.MULTILINE)
 
